@@ -1,0 +1,101 @@
+"""perdure: durable execution for Python.
+
+Plain functions become durable workflows and steps; every step they take is
+recorded, so they survive crashes and restarts and never repeat finished work.
+
+How data flows, top to bottom (each layer imports only the ones below it)::
+
+    _cli                 the `perdure` command: bench (more verbs as the server lands)
+    _api                 decorators (register), ops (now, random, uuid4, idempotency_key),
+                         engine (Engine: composition root), sync (SyncEngine), handles
+    _runtime             executor (claims, drives, leases), runner (activation: replay,
+                         steps, retries), context (ContextVar), retry (pure math), clock
+    _journal             cursor (pure replay cursor), writer (group commit)
+    _store | _codec      protocol (Store), sqlite, faulty (fault injection), retrying,
+                         migrate, sql/;  serializer (msgspec JSON, format id)
+    _model               errors, definitions (+ Registry), records, policies, crashpoints
+
+Users import ``perdure`` only; everything under ``_`` may move.
+"""
+
+from perdure._api.decorators import Step, Workflow, step, workflow
+from perdure._api.engine import Engine
+from perdure._api.handles import ErrorDetails, HistoryEntry, WorkflowHandle, WorkflowInfo, WorkflowPage
+from perdure._api.ops import idempotency_key, now, random, uuid4
+from perdure._api.sync import SyncEngine, SyncHandle
+from perdure._model.definitions import Registry
+from perdure._model.errors import (
+    Conflict,
+    IncompatibleDatabase,
+    InvalidArgument,
+    InvalidState,
+    NonDeterminismError,
+    NonRetryableError,
+    NotFound,
+    OutsideWorkflow,
+    PerdureError,
+    RegistrationError,
+    ResultTimeout,
+    StaleClaim,
+    StepFailed,
+    StepTimedOut,
+    StoreError,
+    StoreIntegrityError,
+    StoreUnavailable,
+    WorkflowCancelled,
+    WorkflowFailed,
+)
+from perdure._model.policies import RetryPolicy
+from perdure._model.records import Status
+
+__all__ = [
+    "Conflict",
+    "Engine",
+    "ErrorDetails",
+    "HistoryEntry",
+    "IncompatibleDatabase",
+    "InvalidArgument",
+    "InvalidState",
+    "NonDeterminismError",
+    "NonRetryableError",
+    "NotFound",
+    "OutsideWorkflow",
+    "PerdureError",
+    "RegistrationError",
+    "Registry",
+    "ResultTimeout",
+    "RetryPolicy",
+    "StaleClaim",
+    "Status",
+    "Step",
+    "StepFailed",
+    "StepTimedOut",
+    "StoreError",
+    "StoreIntegrityError",
+    "StoreUnavailable",
+    "SyncEngine",
+    "SyncHandle",
+    "Workflow",
+    "WorkflowCancelled",
+    "WorkflowFailed",
+    "WorkflowHandle",
+    "WorkflowInfo",
+    "WorkflowPage",
+    "idempotency_key",
+    "now",
+    "random",
+    "step",
+    "uuid4",
+    "workflow",
+]
+
+__version__ = "0.1.0"
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("perdure._"):
+        try:
+            _obj.__module__ = "perdure"
+        except (AttributeError, TypeError):
+            pass
+del _name, _obj

@@ -1,0 +1,442 @@
+"""The Engine: the composition root that owns a store, a writer and an executor.
+
+``async with perdure.Engine(url) as engine`` gives this object;
+``with perdure.Engine(url) as engine`` gives a ``SyncEngine`` that forwards every
+call to this one on a loop thread. Several engines may live in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from perdure._api.decorators import Workflow
+from perdure._api.handles import HistoryEntry, WorkflowHandle, WorkflowInfo, WorkflowPage
+from perdure._codec import serializer
+from perdure._journal.writer import Writer
+from perdure._model import crashpoints
+from perdure._model.definitions import Definition, Kind, Registry, check_name, default_registry
+from perdure._model.errors import (
+    Conflict,
+    InvalidArgument,
+    InvalidState,
+    NotFound,
+    ResultTimeout,
+    WorkflowCancelled,
+    WorkflowFailed,
+)
+from perdure._model.records import (
+    TERMINAL,
+    CreateInstance,
+    InstanceRow,
+    RequestCancel,
+    Resume,
+    Status,
+)
+from perdure._runtime.clock import Clock, SystemClock
+from perdure._runtime.executor import Executor
+from perdure._runtime.runner import Runtime
+from perdure._store.faulty import FaultyStore, parse_faults
+from perdure._store.protocol import Store
+from perdure._store.retrying import RetryingStore
+from perdure._store.sqlite import SQLiteStore, parse_url
+
+if TYPE_CHECKING:
+    from perdure._api.sync import SyncEngine
+
+R = TypeVar("R")
+MAX_PAGE = 1000
+
+
+def _positive(name: str, value: object, *, integer: bool = False) -> None:
+    kinds: tuple[type, ...] = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:  # type: ignore[operator]
+        kind = "an integer" if integer else "a number"
+        raise InvalidArgument(f"Engine({name}=...) must be {kind} > 0, got {value!r}")
+
+
+def open_store(url: str, *, busy_timeout: float) -> tuple[Store, Path | None]:
+    """The store a URL names, and the directory for executor lock files (same machine only)."""
+    if not isinstance(url, str):
+        raise InvalidArgument(f"the database URL must be a str, got {type(url).__name__}")
+    scheme = url.split(":", 1)[0]
+    if scheme != "sqlite":
+        raise InvalidArgument(
+            f"unsupported database URL scheme {scheme!r} in {url!r}; use sqlite:///path/to/file.db"
+        )
+    path, sync = parse_url(url)
+    return SQLiteStore(path, synchronous=sync, busy_timeout=busy_timeout), Path(f"{path}-executors")
+
+
+class Engine:
+    """Durable execution on one database.
+
+    Args:
+        url: ``sqlite:///relative.db`` or ``sqlite:////absolute.db``
+            (``?synchronous=NORMAL`` survives process crashes but not power loss).
+        registry: where to find workflows and steps; the decorators' default registry.
+        executor: run workflows in this process (default). ``False`` makes a client
+            that only starts, inspects and steers instances other processes run.
+        unload_after: waits longer than this many seconds unload the instance.
+        lease_ttl: seconds an executor's lease lasts without a heartbeat.
+        poll_interval: seconds between looks for work started by other processes.
+        max_active: instances driven at once.
+        max_recoveries: crash recoveries before an instance parks as poison.
+        workflow_threads / step_threads: sizes of the pools ``def`` code runs in.
+        busy_timeout: seconds to wait for a database lock before giving up.
+        store_retry_deadline: seconds to keep retrying a transiently failing database.
+    """
+
+    def __init__(
+        self,
+        url: str = "sqlite:///perdure.db",
+        *,
+        registry: Registry | None = None,
+        clock: Clock | None = None,
+        executor: bool = True,
+        unload_after: float = 5.0,
+        lease_ttl: float = 10.0,
+        poll_interval: float = 0.5,
+        max_active: int = 10_000,
+        max_recoveries: int = 10,
+        workflow_threads: int = 64,
+        step_threads: int = 64,
+        busy_timeout: float = 5.0,
+        store_retry_deadline: float = 30.0,
+    ) -> None:
+        for name, value in (
+            ("unload_after", unload_after),
+            ("lease_ttl", lease_ttl),
+            ("poll_interval", poll_interval),
+            ("busy_timeout", busy_timeout),
+            ("store_retry_deadline", store_retry_deadline),
+        ):
+            _positive(name, value)
+        for name, value in (
+            ("max_active", max_active),
+            ("max_recoveries", max_recoveries),
+            ("workflow_threads", workflow_threads),
+            ("step_threads", step_threads),
+        ):
+            _positive(name, value, integer=True)
+        crashpoints.arm_from_env()
+        store, lock_dir = open_store(url, busy_timeout=busy_timeout)
+        self.url = store.url
+        faults = os.environ.get("PERDURE_STORE_FAULTS", "")
+        if faults:
+            seed = os.environ.get("PERDURE_SEED")
+            store = FaultyStore(store, parse_faults(faults), int(seed) if seed and seed.isdigit() else None)
+        self._store: Store = RetryingStore(store, deadline=store_retry_deadline)
+        self.registry = registry or default_registry
+        self.clock: Clock = clock or SystemClock()
+        self._run_executor = executor
+        self._lock_dir = lock_dir
+        self._options = {
+            "unload_after": unload_after,
+            "lease_ttl": lease_ttl,
+            "poll_interval": poll_interval,
+            "max_active": max_active,
+            "max_recoveries": max_recoveries,
+        }
+        self._threads = (workflow_threads, step_threads)
+        self._writer: Writer | None = None
+        self._executor: Executor | None = None
+        self._pools: list[ThreadPoolExecutor] = []
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._opened = False
+        self._closed = False
+        self._sync: SyncEngine | None = None
+
+    # --- life cycle ------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the database (migrating it) and start the executor; idempotent."""
+        if self._opened:
+            return
+        if self._closed:
+            raise InvalidState("this Engine was closed; make a new one")
+        await self._store.open()
+        self._opened = True
+        self._writer = Writer(self._store)
+        self._writer.start()
+        if self._run_executor:
+            self._pools = [
+                ThreadPoolExecutor(self._threads[0], thread_name_prefix="perdure-workflow"),
+                ThreadPoolExecutor(self._threads[1], thread_name_prefix="perdure-step"),
+            ]
+            rt = Runtime(
+                store=self._store,
+                writer=self._writer,
+                registry=self.registry,
+                clock=self.clock,
+                workflow_threads=self._pools[0],
+                step_threads=self._pools[1],
+                unload_after=float(self._options["unload_after"]),
+            )
+            self._executor = Executor(
+                rt,
+                lock_dir=self._lock_dir,
+                lease_ttl=float(self._options["lease_ttl"]),
+                poll_interval=float(self._options["poll_interval"]),
+                max_active=int(self._options["max_active"]),
+                max_recoveries=int(self._options["max_recoveries"]),
+                on_end=self._ended,
+            )
+            await self._executor.start()
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Stop the executor (running instances get ``grace`` seconds), flush, close."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._executor is not None:
+            await self._executor.stop(grace)
+        if self._writer is not None:
+            await self._writer.close()
+        for pool in self._pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+        await self._store.close()
+
+    async def __aenter__(self) -> Engine:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def __enter__(self) -> SyncEngine:
+        from perdure._api.sync import SyncEngine
+
+        self._sync = SyncEngine(self)
+        return self._sync
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._sync is not None:
+            self._sync.close()
+
+    def _ready(self) -> Writer:
+        if self._writer is None or self._closed:
+            raise InvalidState("the Engine is not open; use 'async with Engine(...)' or await engine.open()")
+        return self._writer
+
+    # --- starting --------------------------------------------------------------
+
+    def _definition(self, workflow: Workflow[Any, Any] | str) -> Definition:
+        if isinstance(workflow, Workflow):
+            name = workflow.name
+        elif isinstance(workflow, str):
+            name = workflow
+        else:
+            raise InvalidArgument(
+                f"start() takes a @perdure.workflow function or its registered name, got {workflow!r}"
+            )
+        return self.registry.get(Kind.WORKFLOW, name)
+
+    @overload
+    async def start(
+        self, workflow: Workflow[Any, R], /, *args: Any, id: str | None = None, **kwargs: Any
+    ) -> WorkflowHandle[R]: ...
+    @overload
+    async def start(
+        self, workflow: str, /, *args: Any, id: str | None = None, **kwargs: Any
+    ) -> WorkflowHandle[Any]: ...
+
+    async def start(
+        self,
+        workflow: Workflow[Any, Any] | str,
+        /,
+        *args: Any,
+        id: str | None = None,  # noqa: A002 - the documented keyword (id="order-1")
+        **kwargs: Any,
+    ) -> WorkflowHandle[Any]:
+        """Start ``workflow(*args, **kwargs)`` under ``id`` (generated if None).
+
+        Idempotent: if ``id`` exists with the same workflow and arguments, its handle
+        is returned; with another workflow or other arguments, ``Conflict``.
+        """
+        writer = self._ready()
+        defn = self._definition(workflow)
+        data = _encode_arguments(defn, args, kwargs)
+        wid = check_name("workflow id", id) if id is not None else uuid.uuid4().hex
+        now = self.clock.now()
+        ex = self._executor
+        ours = ex is not None and not self._closed
+        row = InstanceRow(
+            id=wid,
+            name=defn.name,
+            status=Status.RUNNING if ours else Status.PENDING,
+            input=data,
+            created_at=now,
+            updated_at=now,
+            wake_at=now,
+            owner=ex.id if ex and ours else None,
+            token=1 if ours else 0,
+        )
+        inserted = (await writer.submit((CreateInstance(row),)))[0]
+        if not inserted:
+            found = await self._store.get_instance(wid)
+            if found is None:  # pragma: no cover - rows are never deleted yet
+                raise NotFound(f"workflow {wid!r} vanished while starting; start it again")
+            if found.name != defn.name or found.input != data:
+                raise Conflict(
+                    f"workflow id {wid!r} already exists with "
+                    + (f"workflow {found.name!r}" if found.name != defn.name else "other arguments")
+                    + "; use another id, or the same workflow and arguments to get the existing one"
+                )
+            row = found  # the same start, repeated (or a retried commit that had landed)
+        if ex is not None and row.owner == ex.id and row.status is Status.RUNNING:
+            ex.run(row)
+        return WorkflowHandle(self, wid)
+
+    # --- reading and steering --------------------------------------------------
+
+    async def get(self, workflow_id: str) -> WorkflowHandle[Any]:
+        """A handle to an existing instance; ``NotFound`` if there is none."""
+        await self._row(workflow_id)
+        return WorkflowHandle(self, workflow_id)
+
+    async def _row(self, workflow_id: str) -> InstanceRow:
+        self._ready()
+        check_name("workflow id", workflow_id)
+        row = await self._store.get_instance(workflow_id)
+        if row is None:
+            raise NotFound(f"no workflow with id {workflow_id!r}")
+        return row
+
+    async def info(self, workflow_id: str) -> WorkflowInfo:
+        return WorkflowInfo.of(await self._row(workflow_id))
+
+    async def history(self, workflow_id: str) -> list[HistoryEntry]:
+        """The journal: one entry per recorded operation, in position order."""
+        await self._row(workflow_id)
+        return [HistoryEntry.of(e) for e in await self._store.load_journal(workflow_id)]
+
+    async def list(
+        self,
+        *,
+        status: Status | str | None = None,
+        name: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> WorkflowPage:
+        """Instances, newest first, optionally of one status and one workflow name."""
+        self._ready()
+        if status is not None:
+            try:
+                status = Status(status)
+            except ValueError:
+                raise InvalidArgument(
+                    f"unknown status {status!r}; use one of {', '.join(s.value for s in Status)}"
+                ) from None
+        if name is not None:
+            check_name("workflow name", name)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise InvalidArgument(f"limit must be an integer from 1 to {MAX_PAGE}, got {limit!r}")
+        if cursor is not None and not isinstance(cursor, str):
+            raise InvalidArgument(f"cursor must be a str from a previous page, got {cursor!r}")
+        page = await self._store.list_instances(status=status, name=name, limit=limit, cursor=cursor)
+        return WorkflowPage(items=[WorkflowInfo.of(r) for r in page.items], cursor=page.cursor)
+
+    async def cancel(self, workflow_id: str) -> Status:
+        """Cancel an instance: at once if it waits, at its next await if it runs."""
+        writer = self._ready()
+        check_name("workflow id", workflow_id)
+        after = (await writer.submit((RequestCancel(instance_id=workflow_id, now=self.clock.now()),)))[0]
+        if after is None:
+            raise NotFound(f"no workflow with id {workflow_id!r}")
+        assert isinstance(after, Status)
+        if self._executor is not None:
+            self._executor.cancel_local(workflow_id)
+        if after is Status.CANCELLED:
+            self._ended(workflow_id)
+        return after
+
+    async def resume(self, workflow_id: str) -> None:
+        """Make a parked instance run again (after fixing what parked it)."""
+        writer = self._ready()
+        check_name("workflow id", workflow_id)
+        before = (await writer.submit((Resume(instance_id=workflow_id, now=self.clock.now()),)))[0]
+        if before is None:
+            raise NotFound(f"no workflow with id {workflow_id!r}")
+        if before in TERMINAL:
+            raise InvalidState(f"workflow {workflow_id!r} is {before}; only parked instances can be resumed")
+        if self._executor is not None:
+            self._executor.nudge()
+
+    async def result(self, workflow_id: str, *, timeout: float | None = None) -> Any:
+        """Wait for the instance to end; see ``WorkflowHandle.result``."""
+        row = await self._wait(workflow_id, timeout)
+        if row.status is Status.COMPLETED:
+            defn = self.registry.find(Kind.WORKFLOW, row.name)
+            ret = defn.hints().get("return", Any) if defn else Any
+            return serializer.decode(row.output or serializer.encode(None), ret)
+        if row.status is Status.CANCELLED:
+            raise WorkflowCancelled(workflow_id)
+        info = serializer.decode_error(row.error) if row.error else serializer.ErrorInfo("unknown", "")
+        raise WorkflowFailed(workflow_id, info.type, info.message, info.traceback)
+
+    async def _wait(self, workflow_id: str, timeout: float | None) -> InstanceRow:
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
+        ):
+            raise InvalidArgument(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}")
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        poll = 0.05
+        while True:
+            fut = loop.create_future()
+            self._waiters.setdefault(workflow_id, []).append(fut)
+            try:
+                row = await self._row(workflow_id)
+                if row.status in TERMINAL:
+                    return row
+                wait = poll if deadline is None else min(poll, deadline - loop.time())
+                if wait <= 0:
+                    raise ResultTimeout(f"workflow {workflow_id!r} is still {row.status} after {timeout}s")
+                # Woken by this process's executor, or polling for other processes'.
+                await asyncio.wait([fut], timeout=wait)
+                poll = min(poll * 2, 1.0)
+            finally:
+                waiters = self._waiters.get(workflow_id)
+                if waiters is not None:
+                    waiters.remove(fut)
+                    if not waiters:
+                        del self._waiters[workflow_id]
+
+    def _ended(self, workflow_id: str) -> None:
+        for fut in self._waiters.get(workflow_id, ()):
+            if not fut.done():
+                fut.set_result(None)
+
+    @property
+    def executor_stats(self) -> dict[str, int]:
+        """Counters of this process's executor (activations, recoveries, parked)."""
+        return dict(self._executor.stats) if self._executor else {}
+
+
+def _encode_arguments(defn: Definition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    try:
+        bound = defn.signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise InvalidArgument(f"wrong arguments for workflow {defn.name!r}{defn.signature}: {exc}") from None
+    try:
+        return serializer.encode_input(bound.arguments)
+    except (TypeError, OverflowError):
+        for arg_name, value in bound.arguments.items():
+            try:
+                serializer.encode(value)
+            except (TypeError, OverflowError) as exc:
+                raise InvalidArgument(
+                    f"argument {arg_name!r} of workflow {defn.name!r} cannot be serialized: {exc}; "
+                    "pass JSON-like values, dataclasses, msgspec Structs, datetimes, UUIDs or bytes"
+                ) from None
+        raise

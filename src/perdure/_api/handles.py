@@ -1,0 +1,134 @@
+"""Handles to workflow instances, and the read-only views they return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from perdure._codec import serializer
+from perdure._model.records import InstanceRow, JournalEntry, Status
+
+if TYPE_CHECKING:
+    from perdure._api.engine import Engine
+
+R = TypeVar("R")
+
+
+def _time(t: float | None) -> datetime | None:
+    return None if t is None else datetime.fromtimestamp(t, UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorDetails:
+    """An exception as recorded."""
+
+    type: str
+    """Qualified name of the exception's type."""
+    message: str
+    traceback: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowInfo:
+    """A workflow instance as stored."""
+
+    id: str
+    name: str
+    status: Status
+    created_at: datetime
+    updated_at: datetime
+    wake_at: datetime | None
+    """When a waiting instance is due (a retry backoff); None otherwise."""
+    recoveries: int
+    """Times it was recovered after its executor died mid-run."""
+    park_reason: str | None
+    error: ErrorDetails | None
+    """For failed workflows: what was raised."""
+
+    @classmethod
+    def of(cls, row: InstanceRow) -> WorkflowInfo:
+        err = serializer.decode_error(row.error) if row.error else None
+        return cls(
+            id=row.id,
+            name=row.name,
+            status=row.status,
+            created_at=datetime.fromtimestamp(row.created_at, UTC),
+            updated_at=datetime.fromtimestamp(row.updated_at, UTC),
+            wake_at=_time(row.wake_at) if row.status is Status.WAITING else None,
+            recoveries=row.recoveries,
+            park_reason=row.park_reason,
+            error=ErrorDetails(type=err.type, message=err.message, traceback=err.traceback) if err else None,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryEntry:
+    """One journal position: a step (or helper) with its input, outcome and timing."""
+
+    position: int
+    kind: str
+    name: str
+    ok: bool
+    result: Any
+    """The value recorded (plain JSON form); None if the step failed."""
+    error: ErrorDetails | None
+    input: Any
+    attempts: int
+    started_at: datetime
+    ended_at: datetime
+
+    @classmethod
+    def of(cls, e: JournalEntry) -> HistoryEntry:
+        err = serializer.decode_error(e.result) if not e.ok else None
+        return cls(
+            position=e.position,
+            kind=e.kind,
+            name=e.name,
+            ok=e.ok,
+            result=serializer.decode(e.result) if e.ok else None,
+            error=ErrorDetails(type=err.type, message=err.message, traceback=err.traceback) if err else None,
+            input=serializer.decode(e.input) if e.input is not None else None,
+            attempts=e.attempts,
+            started_at=datetime.fromtimestamp(e.started_at, UTC),
+            ended_at=datetime.fromtimestamp(e.ended_at, UTC),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowPage:
+    """One page of ``engine.list``; pass ``cursor`` back for the next (None: last page)."""
+
+    items: list[WorkflowInfo]
+    cursor: str | None
+
+
+class WorkflowHandle(Generic[R]):
+    """A workflow instance by id. Cheap: holds no state but the id."""
+
+    __slots__ = ("_engine", "id")
+
+    def __init__(self, engine: Engine, workflow_id: str) -> None:
+        self.id = workflow_id
+        self._engine = engine
+
+    async def result(self, timeout: float | None = None) -> R:
+        """Wait for the end: the return value, or ``WorkflowFailed`` / ``WorkflowCancelled``."""
+        value: R = await self._engine.result(self.id, timeout=timeout)
+        return value
+
+    async def status(self) -> Status:
+        return (await self._engine.info(self.id)).status
+
+    async def info(self) -> WorkflowInfo:
+        return await self._engine.info(self.id)
+
+    async def history(self) -> list[HistoryEntry]:
+        return await self._engine.history(self.id)
+
+    async def cancel(self) -> Status:
+        """Ask it to cancel; returns its status after the request."""
+        return await self._engine.cancel(self.id)
+
+    def __repr__(self) -> str:
+        return f"<WorkflowHandle {self.id!r}>"

@@ -1,0 +1,154 @@
+"""The synchronous facade: the same engine, driven from plain threads.
+
+``with perdure.Engine(url) as engine`` runs the async engine's loop in a
+background thread (the portal) and forwards each call to it; no method has a
+second body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from perdure._api.decorators import Workflow
+from perdure._api.handles import HistoryEntry, WorkflowHandle, WorkflowInfo, WorkflowPage
+from perdure._model.errors import InvalidState
+from perdure._model.records import Status
+
+if TYPE_CHECKING:
+    from perdure._api.engine import Engine
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Portal:
+    """An event loop on its own thread, and a way to call into it and wait."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="perdure-loop", daemon=True)
+        self._thread.start()
+
+    def call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise InvalidState(
+                "a sync perdure Engine was called from a running event loop; "
+                "use 'async with perdure.Engine(...)' in async code"
+            )
+        return asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), self.loop).result()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+class SyncHandle(Generic[R]):
+    """``WorkflowHandle`` for synchronous code: the same methods, blocking."""
+
+    __slots__ = ("_handle", "_portal")
+
+    def __init__(self, handle: WorkflowHandle[R], portal: Portal) -> None:
+        self._handle = handle
+        self._portal = portal
+
+    @property
+    def id(self) -> str:
+        return self._handle.id
+
+    def result(self, timeout: float | None = None) -> R:
+        return self._portal.call(self._handle.result, timeout)
+
+    def status(self) -> Status:
+        return self._portal.call(self._handle.status)
+
+    def info(self) -> WorkflowInfo:
+        return self._portal.call(self._handle.info)
+
+    def history(self) -> list[HistoryEntry]:
+        return self._portal.call(self._handle.history)
+
+    def cancel(self) -> Status:
+        return self._portal.call(self._handle.cancel)
+
+    def __repr__(self) -> str:
+        return f"<SyncHandle {self.id!r}>"
+
+
+class SyncEngine:
+    """``Engine`` for synchronous code: the same methods, blocking."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._portal = Portal()
+        try:
+            self._portal.call(engine.open)
+        except BaseException:
+            self._portal.close()
+            raise
+
+    def close(self, grace: float = 10.0) -> None:
+        try:
+            self._portal.call(self.engine.close, grace)
+        finally:
+            self._portal.close()
+
+    @overload
+    def start(
+        self, workflow: Workflow[Any, R], /, *args: Any, id: str | None = None, **kwargs: Any
+    ) -> SyncHandle[R]: ...
+    @overload
+    def start(
+        self, workflow: str, /, *args: Any, id: str | None = None, **kwargs: Any
+    ) -> SyncHandle[Any]: ...
+
+    def start(
+        self,
+        workflow: Workflow[Any, Any] | str,
+        /,
+        *args: Any,
+        id: str | None = None,  # noqa: A002 - the documented keyword (id="order-1")
+        **kwargs: Any,
+    ) -> SyncHandle[Any]:
+        return SyncHandle(
+            self._portal.call(self.engine.start, workflow, *args, id=id, **kwargs), self._portal
+        )
+
+    def get(self, workflow_id: str) -> SyncHandle[Any]:
+        return SyncHandle(self._portal.call(self.engine.get, workflow_id), self._portal)
+
+    def info(self, workflow_id: str) -> WorkflowInfo:
+        return self._portal.call(self.engine.info, workflow_id)
+
+    def history(self, workflow_id: str) -> list[HistoryEntry]:
+        return self._portal.call(self.engine.history, workflow_id)
+
+    def list(
+        self,
+        *,
+        status: Status | str | None = None,
+        name: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> WorkflowPage:
+        return self._portal.call(self.engine.list, status=status, name=name, limit=limit, cursor=cursor)
+
+    def cancel(self, workflow_id: str) -> Status:
+        return self._portal.call(self.engine.cancel, workflow_id)
+
+    def resume(self, workflow_id: str) -> None:
+        self._portal.call(self.engine.resume, workflow_id)
+
+    def result(self, workflow_id: str, *, timeout: float | None = None) -> Any:
+        return self._portal.call(self.engine.result, workflow_id, timeout=timeout)
+
+    @property
+    def executor_stats(self) -> dict[str, int]:
+        return self.engine.executor_stats

@@ -1,0 +1,1 @@
+"""Private: see perdure/__init__.py for the layers."""

@@ -1,0 +1,186 @@
+"""Records that cross the store boundary: rows, journal entries and batch operations.
+
+A batch is a list of operations committed in one transaction; ``Store.commit``
+answers each with an outcome, in order. Every operation is safe to submit twice
+(a commit whose acknowledgement was lost is retried): creates and journal
+appends are insert-or-ignore, updates set values, claims carry a claim id.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+
+class Status(enum.StrEnum):
+    """Where an instance stands. Terminal: completed, failed, cancelled."""
+
+    PENDING = "pending"
+    """Created, not yet claimed by an executor."""
+    RUNNING = "running"
+    """Claimed by an executor and loaded."""
+    WAITING = "waiting"
+    """Unloaded until ``wake_at`` (a retry backoff, later sleeps)."""
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PARKED = "parked"
+    """Stopped with a recorded reason (non-determinism, poison); idle until resumed."""
+
+
+TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+
+
+class InstanceRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One workflow run as stored."""
+
+    id: str
+    name: str
+    status: Status
+    input: bytes
+    created_at: float
+    updated_at: float
+    output: bytes | None = None
+    error: bytes | None = None
+    wake_at: float | None = None
+    owner: str | None = None
+    token: int = 0
+    recoveries: int = 0
+    park_reason: str | None = None
+    cancel_requested: bool = False
+
+
+class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """The recorded outcome of one durable operation at one position."""
+
+    position: int
+    kind: str
+    """Operation kind: ``step``, ``now``, ``random``, ``uuid``."""
+    name: str
+    """The step's registered name; the helper's name for the others."""
+    ok: bool
+    """True if ``result`` holds a value, False if it holds a recorded error."""
+    result: bytes
+    input: bytes | None = None
+    attempts: int = 1
+    started_at: float = 0.0
+    ended_at: float = 0.0
+
+
+class RetryState(msgspec.Struct, frozen=True, kw_only=True):
+    """A step that failed and waits for its next attempt."""
+
+    position: int
+    attempts: int
+    """Attempts made so far."""
+    last_error: bytes
+    next_at: float
+    """When the next attempt may start (epoch seconds)."""
+
+
+class InstanceUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """New values for an instance's row; ``owner=None`` releases the claim."""
+
+    status: Status
+    updated_at: float
+    output: bytes | None = None
+    error: bytes | None = None
+    wake_at: float | None = None
+    owner: str | None = None
+    park_reason: str | None = None
+    clear_retries: bool = False
+
+
+# --- operations -------------------------------------------------------------
+
+
+class CreateInstance(msgspec.Struct, frozen=True, tag=True):
+    """Insert the row unless the id exists. Outcome: ``True`` if inserted."""
+
+    row: InstanceRow
+
+
+class Append(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """Journal entries, retry states and an update for an instance, fenced by ``token``.
+
+    Outcome: an ``AppendOutcome``; when the token is stale nothing is written.
+    """
+
+    instance_id: str
+    token: int
+    entries: tuple[JournalEntry, ...] = ()
+    retries: tuple[RetryState, ...] = ()
+    update: InstanceUpdate | None = None
+
+
+class AppendOutcome(msgspec.Struct, frozen=True):
+    ok: bool
+    """False if the token was stale: this executor lost the instance."""
+    cancel_requested: bool = False
+
+
+class Claim(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """Claim up to ``limit`` ready instances for ``executor``. Outcome: the claimed rows.
+
+    Ready: pending or waiting with ``wake_at <= now``, or running under an
+    executor whose lease has expired (recovery: ``recoveries`` is incremented).
+    A retried claim with the same ``claim_id`` returns what the first one took.
+    """
+
+    executor: str
+    claim_id: str
+    now: float
+    limit: int
+    only: tuple[str, ...] = ()
+    """If given, claim only these ids (a targeted claim, e.g. after resume)."""
+
+
+class Beat(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """Register or renew an executor's lease until ``expires_at``. Outcome: None."""
+
+    executor: str
+    host: str
+    pid: int
+    expires_at: float
+
+
+class ExpireExecutor(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """Mark an executor dead (expired lease, or its lock seen free). Outcome: None."""
+
+    executor: str
+
+
+class RequestCancel(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """Ask an instance to cancel; unowned waiting or pending ones are cancelled at once.
+
+    Outcome: the status after the request, or ``None`` if no such instance.
+    """
+
+    instance_id: str
+    now: float
+
+
+class Resume(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """Make a parked instance pending again. Outcome: the status before, or ``None``."""
+
+    instance_id: str
+    now: float
+
+
+Op = CreateInstance | Append | Claim | Beat | ExpireExecutor | RequestCancel | Resume
+Outcome = bool | AppendOutcome | list[InstanceRow] | Status | None
+
+
+class ExecutorRow(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    host: str
+    pid: int
+    expires_at: float
+
+
+class Page(msgspec.Struct, frozen=True):
+    """One page of a listing; pass ``cursor`` back to get the next one (None: no more)."""
+
+    items: list[InstanceRow]
+    cursor: str | None

@@ -1,0 +1,253 @@
+"""The executor: claims ready instances, drives them, and keeps its lease alive.
+
+One asyncio loop runs every instance this process owns. The dispatch loop
+claims what is ready (new, due, or left running by a dead executor), starts an
+activation for each, and sleeps until the next local wake-up, a nudge, or the
+poll interval. Instances started in this process are created already claimed,
+so they start without a claim round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from perdure._model import crashpoints
+from perdure._model.errors import StoreError
+from perdure._model.records import (
+    Append,
+    Beat,
+    Claim,
+    ExpireExecutor,
+    InstanceRow,
+    InstanceUpdate,
+    Status,
+)
+from perdure._runtime.leases import LocalLock, host_name
+from perdure._runtime.runner import Activation, End, Runtime, load
+
+log = logging.getLogger("perdure.executor")
+
+
+class Executor:
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        lock_dir: Path | None,
+        lease_ttl: float = 10.0,
+        poll_interval: float = 0.5,
+        max_active: int = 10_000,
+        max_recoveries: int = 10,
+        on_end: Callable[[str], None] = lambda _id: None,
+    ) -> None:
+        self.rt = rt
+        self.id = f"ex-{uuid.uuid4().hex[:12]}"
+        self.host = host_name()
+        self.lease_ttl = lease_ttl
+        self.poll_interval = poll_interval
+        self.max_active = max_active
+        self.max_recoveries = max_recoveries
+        self.on_end = on_end
+        self._lock_dir = lock_dir
+        self._lock = LocalLock(lock_dir, self.id) if lock_dir else None
+        self.active: dict[str, Activation | None] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._timers: list[tuple[float, str]] = []
+        self._nudge = asyncio.Event()
+        self._stopping = False
+        self._loops: list[asyncio.Task[None]] = []
+        self.stats = {"activations": 0, "recoveries": 0, "parked": 0}
+
+    # --- life cycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._lock is not None:
+            self._lock.hold()
+        await self._beat()
+        crashpoints.hit("lease.after_acquire")
+        await self._reap()
+        loop = asyncio.get_running_loop()
+        self._loops = [
+            loop.create_task(self._dispatch_loop(), name="perdure-dispatch"),
+            loop.create_task(self._heartbeat_loop(), name="perdure-heartbeat"),
+        ]
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming, let running instances reach a wait or an end, release the rest."""
+        self._stopping = True
+        self._nudge.set()
+        for t in self._loops:
+            t.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        if self._tasks:
+            crashpoints.hit("shutdown.mid_drain")
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for act in list(self.active.values()):
+                if act is not None and act.task is not None:
+                    act.task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=grace)
+        try:
+            await self.rt.store.commit([ExpireExecutor(executor=self.id)])
+        except StoreError as exc:
+            log.warning("could not release executor lease %s: %s", self.id, exc)
+        if self._lock is not None:
+            self._lock.release()
+
+    async def _beat(self) -> None:
+        beat = Beat(
+            executor=self.id, host=self.host, pid=os.getpid(), expires_at=self.rt.clock.now() + self.lease_ttl
+        )
+        await self.rt.writer.submit((beat,))
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await self.rt.clock.sleep_until(self.rt.clock.now() + self.lease_ttl / 3)
+            try:
+                await self._beat()
+                await self._reap()
+            except StoreError as exc:
+                log.warning("heartbeat failed: %s", exc)
+
+    async def _reap(self) -> None:
+        """Expire executors on this machine whose process is gone (their lock is free)."""
+        if self._lock_dir is None:
+            return
+        for row in await self.rt.store.list_executors():
+            if (
+                row.id != self.id
+                and row.host == self.host
+                and LocalLock(self._lock_dir, row.id).holder_is_dead()
+            ):
+                log.info("executor %s (pid %d) is gone; recovering its instances", row.id, row.pid)
+                await self.rt.writer.submit((ExpireExecutor(executor=row.id),))
+                self._nudge.set()
+
+    # --- dispatch --------------------------------------------------------------
+
+    def nudge(self) -> None:
+        """Something may be ready: claim now rather than at the next poll."""
+        self._nudge.set()
+
+    async def _dispatch_loop(self) -> None:
+        clock = self.rt.clock
+        while not self._stopping:
+            self._nudge.clear()
+            try:
+                await self._claim_and_run()
+            except StoreError as exc:
+                log.warning("claiming failed: %s", exc)
+            until = clock.now() + self.poll_interval
+            if self._timers:
+                until = min(until, self._timers[0][0])
+            await clock.sleep_until(until, self._nudge)
+            now = clock.now()
+            while self._timers and self._timers[0][0] <= now:
+                heapq.heappop(self._timers)
+
+    async def _claim_and_run(self) -> None:
+        room = self.max_active - len(self.active)
+        if room <= 0:
+            return
+        claim = Claim(
+            executor=self.id, claim_id=uuid.uuid4().hex, now=self.rt.clock.now(), limit=min(room, 1000)
+        )
+        rows = (await self.rt.writer.submit((claim,)))[0]
+        assert isinstance(rows, list)
+        if not rows:
+            return
+        crashpoints.hit("dispatch.after_claim")
+        for n, row in enumerate(rows):
+            if n == 1:
+                crashpoints.hit("recovery.mid_loop")
+            if row.recoveries > 0 and row.status is Status.RUNNING:
+                self.stats["recoveries"] += 1
+            if row.recoveries > self.max_recoveries:
+                await self._park_poison(row)
+                continue
+            self.run(row)
+        if len(rows) == claim.limit:
+            self._nudge.set()  # more may be ready
+
+    async def _park_poison(self, row: InstanceRow) -> None:
+        reason = (
+            f"poison: the instance was recovered {row.recoveries} times after crashes "
+            f"(limit {self.max_recoveries}); fix the cause, then resume it"
+        )
+        log.warning("parking %s: %s", row.id, reason)
+        update = InstanceUpdate(status=Status.PARKED, updated_at=self.rt.clock.now(), park_reason=reason)
+        await self.rt.writer.submit((Append(instance_id=row.id, token=row.token, update=update),))
+        self.stats["parked"] += 1
+        self.on_end(row.id)
+
+    def run(self, row: InstanceRow) -> None:
+        """Drive ``row`` (claimed by this executor under ``row.token``)."""
+        if row.id in self.active or self._stopping:
+            return
+        self.active[row.id] = None
+        task = asyncio.get_running_loop().create_task(self._drive(row), name=f"perdure:{row.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drive(self, row: InstanceRow) -> None:
+        self.stats["activations"] += 1
+        end: End = End.ABORTED
+        wake_at: float | None = None
+        try:
+            loaded = await load(self.rt, row)
+            if isinstance(loaded, str):
+                end = await self._park(row, loaded)
+                return
+            act, args, kwargs = loaded
+            self.active[row.id] = act
+            end, wake_at = await act.drive(args, kwargs)
+        except asyncio.CancelledError:
+            end = await self._release(row)
+        except Exception as exc:  # noqa: BLE001 - the instance stays ours; drive it again later
+            log.warning("instance %s aborted (%s: %s); retrying it", row.id, type(exc).__name__, exc)
+        finally:
+            self.active.pop(row.id, None)
+            self._after(row, end, wake_at)
+
+    def _after(self, row: InstanceRow, end: End, wake_at: float | None) -> None:
+        if end is End.WAITING and wake_at is not None:
+            heapq.heappush(self._timers, (wake_at, row.id))
+            self._nudge.set()
+        elif end is End.ABORTED and not self._stopping:
+            loop = asyncio.get_running_loop()
+            loop.call_later(1.0, self.run, row)
+        if end is not End.ABORTED:
+            self.on_end(row.id)
+
+    async def _park(self, row: InstanceRow, reason: str) -> End:
+        log.warning("parking %s: %s", row.id, reason)
+        update = InstanceUpdate(status=Status.PARKED, updated_at=self.rt.clock.now(), park_reason=reason)
+        outcome = (
+            await self.rt.writer.submit((Append(instance_id=row.id, token=row.token, update=update),))
+        )[0]
+        self.stats["parked"] += 1
+        return End.PARKED if getattr(outcome, "ok", False) else End.STALE
+
+    async def _release(self, row: InstanceRow) -> End:
+        """Shutdown interrupted the instance: hand it back, due now, for any executor."""
+        now = self.rt.clock.now()
+        update = InstanceUpdate(status=Status.WAITING, updated_at=now, wake_at=now)
+        try:
+            await self.rt.store.commit([Append(instance_id=row.id, token=row.token, update=update)])
+        except StoreError as exc:
+            log.warning("could not release %s: %s", row.id, exc)
+        return End.DRAINED
+
+    def cancel_local(self, instance_id: str) -> bool:
+        act = self.active.get(instance_id)
+        if act is None:
+            return False
+        act.request_cancel()
+        return True

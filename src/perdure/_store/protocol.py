@@ -1,0 +1,53 @@
+"""The Store protocol: everything that changes durable state goes through it.
+
+One write entry, ``commit``: a batch of operations applied in one transaction,
+answered with one outcome per operation (see ``_model/records.py``). The rest
+reads. Errors are ``StoreUnavailable`` when a retry may help and
+``StoreIntegrityError`` or ``IncompatibleDatabase`` when it cannot; callers
+retry only the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from perdure._model.records import (
+    ExecutorRow,
+    InstanceRow,
+    JournalEntry,
+    Op,
+    Outcome,
+    Page,
+    RetryState,
+    Status,
+)
+
+
+class Store(Protocol):
+    url: str
+    """Where the data lives, without credentials."""
+
+    async def open(self) -> None:
+        """Connect, then create or migrate the schema; refuse foreign or newer databases."""
+
+    async def close(self) -> None:
+        """Release connections; idempotent."""
+
+    async def commit(self, batch: Sequence[Op]) -> list[Outcome]:
+        """Apply ``batch`` in one transaction; one outcome per operation, in order."""
+
+    async def get_instance(self, instance_id: str) -> InstanceRow | None: ...
+
+    async def list_instances(
+        self, *, status: Status | None, name: str | None, limit: int, cursor: str | None
+    ) -> Page: ...
+
+    async def load_journal(self, instance_id: str) -> list[JournalEntry]:
+        """The instance's journal entries in position order."""
+
+    async def load_retries(self, instance_id: str) -> list[RetryState]: ...
+
+    async def list_executors(self) -> list[ExecutorRow]: ...
+
+    async def schema_version(self) -> int: ...

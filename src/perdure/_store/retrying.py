@@ -1,0 +1,91 @@
+"""Retry transient store errors, in one place, for every store call.
+
+Only ``StoreUnavailable`` is retried (with exponential backoff and full jitter,
+up to ``deadline`` seconds); permanent errors pass through at once. Every
+operation is safe to submit twice (see ``_model/records.py``), so a commit
+whose acknowledgement was lost is simply sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from perdure._model.errors import StoreUnavailable
+from perdure._model.records import (
+    ExecutorRow,
+    InstanceRow,
+    JournalEntry,
+    Op,
+    Outcome,
+    Page,
+    RetryState,
+    Status,
+)
+from perdure._store.protocol import Store
+
+T = TypeVar("T")
+log = logging.getLogger("perdure.store")
+
+
+class RetryingStore:
+    def __init__(
+        self, inner: Store, *, deadline: float = 30.0, base: float = 0.005, cap: float = 1.0
+    ) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.deadline = deadline
+        self._base = base
+        self._cap = cap
+        self.retries = 0
+
+    async def _retry(self, fn: Callable[[], Awaitable[T]]) -> T:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.deadline
+        attempt = 0
+        while True:
+            try:
+                return await fn()
+            except StoreUnavailable as exc:
+                attempt += 1
+                delay = random.uniform(0, min(self._cap, self._base * 2**attempt))
+                if loop.time() + delay > give_up:
+                    raise
+                self.retries += 1
+                log.debug("store unavailable (%s); retry %d in %.3fs", exc, attempt, delay)
+                # Real time on purpose: the database recovers in wall time, even under a virtual clock.
+                await asyncio.sleep(delay)
+
+    async def open(self) -> None:
+        await self._retry(self.inner.open)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def commit(self, batch: Sequence[Op]) -> list[Outcome]:
+        return await self._retry(lambda: self.inner.commit(batch))
+
+    async def get_instance(self, instance_id: str) -> InstanceRow | None:
+        return await self._retry(lambda: self.inner.get_instance(instance_id))
+
+    async def list_instances(
+        self, *, status: Status | None, name: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        return await self._retry(
+            lambda: self.inner.list_instances(status=status, name=name, limit=limit, cursor=cursor)
+        )
+
+    async def load_journal(self, instance_id: str) -> list[JournalEntry]:
+        return await self._retry(lambda: self.inner.load_journal(instance_id))
+
+    async def load_retries(self, instance_id: str) -> list[RetryState]:
+        return await self._retry(lambda: self.inner.load_retries(instance_id))
+
+    async def list_executors(self) -> list[ExecutorRow]:
+        return await self._retry(self.inner.list_executors)
+
+    async def schema_version(self) -> int:
+        return await self._retry(self.inner.schema_version)

@@ -1,0 +1,115 @@
+-- Named queries of the SQLite store. A block starts with "-- name: NAME".
+
+-- name: meta_get
+SELECT value FROM perdure_meta WHERE key = ?;
+
+-- name: meta_set
+INSERT INTO perdure_meta (key, value) VALUES (?, ?)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: instance_insert
+INSERT OR IGNORE INTO instances
+    (id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token,
+     recoveries, park_reason, cancel_requested, seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+        (SELECT coalesce(max(seq), 0) + 1 FROM instances));
+
+-- name: instance_fence
+SELECT token, cancel_requested FROM instances WHERE id = ?;
+
+-- name: instance_update
+UPDATE instances
+SET status = ?, updated_at = ?, output = ?, error = ?, wake_at = ?, owner = ?, park_reason = ?
+WHERE id = ? AND token = ?;
+
+-- name: journal_insert
+INSERT OR IGNORE INTO journal
+    (instance_id, position, kind, name, ok, result, input, attempts, started_at, ended_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: retry_upsert
+INSERT INTO retries (instance_id, position, attempts, last_error, next_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (instance_id, position) DO UPDATE
+SET attempts = excluded.attempts, last_error = excluded.last_error, next_at = excluded.next_at;
+
+-- name: retries_clear
+DELETE FROM retries WHERE instance_id = ?;
+
+-- name: claim_repeat
+SELECT * FROM instances WHERE owner = ? AND claim_id = ?;
+
+-- name: claim_ready
+-- Ready: pending/waiting and due, or running under an executor whose lease is gone.
+UPDATE instances
+SET recoveries = recoveries + (status = 'running'),
+    status = 'running', owner = :executor, claim_id = :claim_id, token = token + 1,
+    updated_at = :now
+WHERE id IN (
+    SELECT i.id FROM instances AS i
+    WHERE (i.status IN ('pending', 'waiting') AND i.wake_at <= :now)
+       OR (i.status = 'running' AND NOT EXISTS (
+               SELECT 1 FROM executors AS e WHERE e.id = i.owner AND e.expires_at >= :now))
+    ORDER BY i.wake_at
+    LIMIT :limit
+)
+RETURNING *;
+
+-- name: claim_ready_only
+UPDATE instances
+SET recoveries = recoveries + (status = 'running'),
+    status = 'running', owner = :executor, claim_id = :claim_id, token = token + 1,
+    updated_at = :now
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND ((status IN ('pending', 'waiting') AND wake_at <= :now)
+       OR (status = 'running' AND NOT EXISTS (
+               SELECT 1 FROM executors AS e WHERE e.id = instances.owner AND e.expires_at >= :now)))
+RETURNING *;
+
+-- name: executor_beat
+INSERT INTO executors (id, host, pid, expires_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at;
+
+-- name: executor_expire
+DELETE FROM executors WHERE id = ?;
+
+-- name: executors_all
+SELECT id, host, pid, expires_at FROM executors ORDER BY id;
+
+-- name: cancel_request
+UPDATE instances
+SET cancel_requested = 1,
+    status = CASE WHEN status IN ('pending', 'waiting', 'parked') THEN 'cancelled' ELSE status END,
+    owner = CASE WHEN status IN ('pending', 'waiting', 'parked') THEN NULL ELSE owner END,
+    updated_at = ?
+WHERE id = ? AND status NOT IN ('completed', 'failed', 'cancelled')
+RETURNING status;
+
+-- name: resume
+UPDATE instances
+SET status = 'pending', wake_at = ?, updated_at = ?, park_reason = NULL, recoveries = 0,
+    owner = NULL
+WHERE id = ? AND status = 'parked';
+
+-- name: status_of
+SELECT status FROM instances WHERE id = ?;
+
+-- name: instance_get
+SELECT * FROM instances WHERE id = ?;
+
+-- name: journal_load
+SELECT position, kind, name, ok, result, input, attempts, started_at, ended_at
+FROM journal WHERE instance_id = ? ORDER BY position;
+
+-- name: retries_load
+SELECT position, attempts, last_error, next_at FROM retries WHERE instance_id = ?
+ORDER BY position;
+
+-- name: instance_list
+-- Newest first; the cursor is the last seq seen.
+SELECT * FROM instances
+WHERE (:status IS NULL OR status = :status)
+  AND (:name IS NULL OR name = :name)
+  AND seq < :before
+ORDER BY seq DESC
+LIMIT :limit;

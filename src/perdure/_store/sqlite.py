@@ -1,0 +1,436 @@
+"""The SQLite store: WAL, one writer connection on its own thread, readers on theirs.
+
+The writer thread owns the only write connection; ``commit`` hands it a batch
+and awaits the outcome, so the asyncio loop keeps working (sqlite3 releases the
+GIL while it writes and syncs). Writes take ``BEGIN IMMEDIATE`` so a lock wait
+happens up front under ``busy_timeout``, never as a failed upgrade mid-batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import msgspec
+
+from perdure._model.errors import (
+    IncompatibleDatabase,
+    InvalidArgument,
+    StoreError,
+    StoreIntegrityError,
+    StoreUnavailable,
+)
+from perdure._model.records import (
+    Append,
+    AppendOutcome,
+    Beat,
+    Claim,
+    CreateInstance,
+    ExecutorRow,
+    ExpireExecutor,
+    InstanceRow,
+    JournalEntry,
+    Op,
+    Outcome,
+    Page,
+    RequestCancel,
+    Resume,
+    RetryState,
+    Status,
+)
+from perdure._store import migrate
+from perdure._store.sql import queries
+
+T = TypeVar("T")
+Q = queries("sqlite")
+SYNC_MODES = ("FULL", "NORMAL")
+_ROW_FIELDS = InstanceRow.__struct_fields__
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """``sqlite:///rel.db``, ``sqlite:////abs.db`` (``?synchronous=NORMAL``) to (path, mode)."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        raise InvalidArgument(f"not a SQLite URL: {url!r}; use sqlite:///path/to/file.db")
+    path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+    if parts.netloc or not path:
+        raise InvalidArgument(
+            f"SQLite URL {url!r} names no file; use sqlite:///relative.db or sqlite:////absolute.db"
+        )
+    if path == ":memory:":
+        raise InvalidArgument("an in-memory SQLite database cannot be durable; name a file")
+    params = parse_qs(parts.query)
+    unknown = set(params) - {"synchronous"}
+    if unknown:
+        raise InvalidArgument(f"unknown SQLite URL parameter(s) {sorted(unknown)}; known: synchronous")
+    mode = params.get("synchronous", ["FULL"])[-1].upper()
+    if mode not in SYNC_MODES:
+        raise InvalidArgument(
+            f"synchronous={mode!r} is not supported; use FULL (durable, default) or NORMAL "
+            "(survives process crashes, not power loss)"
+        )
+    return path, mode
+
+
+def _map_error(exc: sqlite3.Error, where: str) -> StoreError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError):
+        return StoreIntegrityError(f"{where}: {text}")
+    if "file is not a database" in text or "malformed" in text:
+        return IncompatibleDatabase(f"{where} is not a SQLite database perdure can use: {text}")
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return StoreUnavailable(
+            f"{where} is locked by another connection ({text}); retrying may help, or stop the other writer"
+        )
+    return StoreUnavailable(f"{where}: {text}")
+
+
+def _row(values: Sequence[Any]) -> InstanceRow:
+    # Columns are in schema order: the struct's fields, then claim_id and seq.
+    (
+        iid,
+        name,
+        status,
+        inp,
+        out,
+        err,
+        created,
+        updated,
+        wake,
+        owner,
+        token,
+        _claim,
+        recov,
+        park,
+        cancel,
+        _seq,
+    ) = values
+    return InstanceRow(
+        id=iid,
+        name=name,
+        status=Status(status),
+        input=inp,
+        output=out,
+        error=err,
+        created_at=created,
+        updated_at=updated,
+        wake_at=wake,
+        owner=owner,
+        token=token,
+        recoveries=recov,
+        park_reason=park,
+        cancel_requested=bool(cancel),
+    )
+
+
+class SQLiteStore:
+    """A ``Store`` on one SQLite file."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str, *, synchronous: str = "FULL", busy_timeout: float = 5.0) -> None:
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        self._sync = synchronous
+        self._busy = busy_timeout
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="perdure-sqlite-writer")
+        self._readers = ThreadPoolExecutor(2, thread_name_prefix="perdure-sqlite-reader")
+        self._wconn: sqlite3.Connection | None = None
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # --- connections ---------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self._busy, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA synchronous = {self._sync}")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            with self._lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    async def _on(self, pool: ThreadPoolExecutor, fn: Callable[[], T], where: str) -> T:
+        if self._closed:
+            raise StoreUnavailable(f"{self.url} is closed")
+        loop = asyncio.get_running_loop()
+
+        def call() -> T:
+            try:
+                return fn()
+            except sqlite3.Error as exc:
+                raise _map_error(exc, f"{self.path} ({where})") from exc
+
+        return await loop.run_in_executor(pool, call)
+
+    async def open(self) -> None:
+        def setup() -> None:
+            parent = os.path.dirname(os.path.abspath(self.path))
+            if not os.path.isdir(parent):
+                raise InvalidArgument(f"the directory of {self.path!r} does not exist")
+            conn = self._connect()
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode != "wal":
+                    raise StoreUnavailable(f"{self.path}: could not switch to WAL (got {mode})")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    tables = [
+                        r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                    ]
+                    migrate.apply(conn, self.dialect, tables, self.path)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except BaseException:
+                conn.close()
+                raise
+            self._wconn = conn
+
+        await self._on(self._writer, setup, "open")
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+
+        def shut() -> None:
+            if self._wconn is not None:
+                self._wconn.close()
+            with self._lock:
+                for conn in self._reader_conns:
+                    conn.close()
+
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, shut)
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+
+    # --- the write entry -----------------------------------------------------
+
+    async def commit(self, batch: Sequence[Op]) -> list[Outcome]:
+        return await self._on(self._writer, lambda: self._commit(batch), "commit")
+
+    def _commit(self, batch: Sequence[Op]) -> list[Outcome]:
+        conn = self._wconn
+        if conn is None:
+            raise StoreUnavailable(f"{self.url} is not open")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            outcomes = [self._apply(conn, op) for op in batch]
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    def _apply(self, conn: sqlite3.Connection, op: Op) -> Outcome:
+        if isinstance(op, Append):
+            return self._append(conn, op)
+        if isinstance(op, CreateInstance):
+            r = op.row
+            cur = conn.execute(
+                Q["instance_insert"],
+                (
+                    r.id,
+                    r.name,
+                    r.status.value,
+                    r.input,
+                    r.output,
+                    r.error,
+                    r.created_at,
+                    r.updated_at,
+                    r.wake_at,
+                    r.owner,
+                    r.token,
+                    r.recoveries,
+                    r.park_reason,
+                    int(r.cancel_requested),
+                ),
+            )
+            return cur.rowcount == 1
+        if isinstance(op, Claim):
+            return self._claim(conn, op)
+        if isinstance(op, Beat):
+            conn.execute(Q["executor_beat"], (op.executor, op.host, op.pid, op.expires_at))
+            return None
+        if isinstance(op, ExpireExecutor):
+            conn.execute(Q["executor_expire"], (op.executor,))
+            return None
+        if isinstance(op, RequestCancel):
+            row = conn.execute(Q["cancel_request"], (op.now, op.instance_id)).fetchone()
+            if row is not None:
+                return Status(row[0])
+            found = conn.execute(Q["status_of"], (op.instance_id,)).fetchone()
+            return None if found is None else Status(found[0])
+        if isinstance(op, Resume):
+            found = conn.execute(Q["status_of"], (op.instance_id,)).fetchone()
+            if found is None:
+                return None
+            conn.execute(Q["resume"], (op.now, op.now, op.instance_id))
+            return Status(found[0])
+        raise TypeError(f"unknown store operation {type(op).__name__}")
+
+    def _append(self, conn: sqlite3.Connection, op: Append) -> AppendOutcome:
+        fence = conn.execute(Q["instance_fence"], (op.instance_id,)).fetchone()
+        if fence is None or fence[0] != op.token:
+            return AppendOutcome(ok=False)
+        iid = op.instance_id
+        if op.entries:
+            conn.executemany(
+                Q["journal_insert"],
+                [
+                    (
+                        iid,
+                        e.position,
+                        e.kind,
+                        e.name,
+                        int(e.ok),
+                        e.result,
+                        e.input,
+                        e.attempts,
+                        e.started_at,
+                        e.ended_at,
+                    )
+                    for e in op.entries
+                ],
+            )
+        u = op.update
+        if u is not None and u.clear_retries:
+            conn.execute(Q["retries_clear"], (iid,))
+        if op.retries:
+            conn.executemany(
+                Q["retry_upsert"],
+                [(iid, r.position, r.attempts, r.last_error, r.next_at) for r in op.retries],
+            )
+        if u is not None:
+            conn.execute(
+                Q["instance_update"],
+                (
+                    u.status.value,
+                    u.updated_at,
+                    u.output,
+                    u.error,
+                    u.wake_at,
+                    u.owner,
+                    u.park_reason,
+                    iid,
+                    op.token,
+                ),
+            )
+        return AppendOutcome(ok=True, cancel_requested=bool(fence[1]))
+
+    def _claim(self, conn: sqlite3.Connection, op: Claim) -> list[InstanceRow]:
+        again = conn.execute(Q["claim_repeat"], (op.executor, op.claim_id)).fetchall()
+        if again:
+            return [_row(r) for r in again]
+        params: dict[str, Any] = {
+            "executor": op.executor,
+            "claim_id": op.claim_id,
+            "now": op.now,
+            "limit": op.limit,
+        }
+        if op.only:
+            params["ids"] = msgspec.json.encode(op.only).decode()
+            rows = conn.execute(Q["claim_ready_only"], params).fetchall()
+        else:
+            rows = conn.execute(Q["claim_ready"], params).fetchall()
+        return [_row(r) for r in rows]
+
+    # --- reads ---------------------------------------------------------------
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T], where: str) -> T:
+        return await self._on(self._readers, lambda: fn(self._reader()), where)
+
+    async def get_instance(self, instance_id: str) -> InstanceRow | None:
+        def q(c: sqlite3.Connection) -> InstanceRow | None:
+            r = c.execute(Q["instance_get"], (instance_id,)).fetchone()
+            return None if r is None else _row(r)
+
+        return await self._read(q, "get_instance")
+
+    async def list_instances(
+        self, *, status: Status | None, name: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        before = _parse_cursor(cursor)
+
+        def q(c: sqlite3.Connection) -> Page:
+            params = {
+                "status": status.value if status else None,
+                "name": name,
+                "before": before,
+                "limit": limit + 1,
+            }
+            rows = c.execute(Q["instance_list"], params).fetchall()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            nxt = f"s{rows[-1][-1]}" if more and rows else None
+            return Page(items=[_row(r) for r in rows], cursor=nxt)
+
+        return await self._read(q, "list_instances")
+
+    async def load_journal(self, instance_id: str) -> list[JournalEntry]:
+        def q(c: sqlite3.Connection) -> list[JournalEntry]:
+            return [
+                JournalEntry(
+                    position=p,
+                    kind=k,
+                    name=n,
+                    ok=bool(ok),
+                    result=res,
+                    input=inp,
+                    attempts=a,
+                    started_at=s,
+                    ended_at=e,
+                )
+                for p, k, n, ok, res, inp, a, s, e in c.execute(Q["journal_load"], (instance_id,))
+            ]
+
+        return await self._read(q, "load_journal")
+
+    async def load_retries(self, instance_id: str) -> list[RetryState]:
+        def q(c: sqlite3.Connection) -> list[RetryState]:
+            return [
+                RetryState(position=p, attempts=a, last_error=err, next_at=n)
+                for p, a, err, n in c.execute(Q["retries_load"], (instance_id,))
+            ]
+
+        return await self._read(q, "load_retries")
+
+    async def list_executors(self) -> list[ExecutorRow]:
+        def q(c: sqlite3.Connection) -> list[ExecutorRow]:
+            return [
+                ExecutorRow(id=i, host=h, pid=p, expires_at=x) for i, h, p, x in c.execute(Q["executors_all"])
+            ]
+
+        return await self._read(q, "list_executors")
+
+    async def schema_version(self) -> int:
+        def q(c: sqlite3.Connection) -> int:
+            return int(c.execute(Q["meta_get"], ("schema_version",)).fetchone()[0])
+
+        return await self._read(q, "schema_version")
+
+
+def _parse_cursor(cursor: str | None) -> int:
+    if cursor is None:
+        return 2**62
+    if not isinstance(cursor, str) or not cursor.startswith("s") or not cursor[1:].isdigit():
+        raise InvalidArgument(f"invalid cursor {cursor!r}; pass back the cursor a listing returned")
+    return int(cursor[1:])
