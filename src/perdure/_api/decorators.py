@@ -26,7 +26,7 @@ class _Registered:
 
     def __init__(self, definition: Definition) -> None:
         self.definition = definition
-        functools.update_wrapper(self, definition.fn)
+        functools.update_wrapper(self, definition.fn)  # type: ignore[arg-type]  # copies name and doc onto an object
 
     @property
     def name(self) -> str:

@@ -282,19 +282,21 @@ class Engine:
             token=1 if ours else 0,
         )
         inserted = (await writer.submit((CreateInstance(row),)))[0]
-        if not inserted:
-            found = await self._store.get_instance(wid)
-            if found is None:  # pragma: no cover - rows are never deleted yet
-                raise NotFound(f"workflow {wid!r} vanished while starting; start it again")
-            if found.name != defn.name or found.input != data:
-                raise Conflict(
-                    f"workflow id {wid!r} already exists with "
-                    + (f"workflow {found.name!r}" if found.name != defn.name else "other arguments")
-                    + "; use another id, or the same workflow and arguments to get the existing one"
-                )
-            row = found  # the same start, repeated (or a retried commit that had landed)
-        if ex is not None and row.owner == ex.id and row.status is Status.RUNNING:
-            ex.run(row)
+        if inserted:
+            if ex is not None and ours:
+                ex.run(row, fresh=True)
+            return WorkflowHandle(self, wid)
+        found = await self._store.get_instance(wid)
+        if found is None:  # pragma: no cover - rows are never deleted yet
+            raise NotFound(f"workflow {wid!r} vanished while starting; start it again")
+        if found.name != defn.name or found.input != data:
+            raise Conflict(
+                f"workflow id {wid!r} already exists with "
+                + (f"workflow {found.name!r}" if found.name != defn.name else "other arguments")
+                + "; use another id, or the same workflow and arguments to get the existing one"
+            )
+        if ex is not None and found.owner == ex.id and found.status is Status.RUNNING:
+            ex.run(found)  # ours: a retried commit whose first attempt had landed
         return WorkflowHandle(self, wid)
 
     # --- reading and steering --------------------------------------------------

@@ -120,12 +120,11 @@ class Executor:
         """Expire executors on this machine whose process is gone (their lock is free)."""
         if self._lock_dir is None:
             return
+        now = self.rt.clock.now()
         for row in await self.rt.store.list_executors():
-            if (
-                row.id != self.id
-                and row.host == self.host
-                and LocalLock(self._lock_dir, row.id).holder_is_dead()
-            ):
+            if row.expires_at < now or row.id == self.id or row.host != self.host:
+                continue  # expired already (claimable), ourselves, or another machine's
+            if LocalLock(self._lock_dir, row.id).holder_is_dead():
                 log.info("executor %s (pid %d) is gone; recovering its instances", row.id, row.pid)
                 await self.rt.writer.submit((ExpireExecutor(executor=row.id),))
                 self._nudge.set()
@@ -187,21 +186,24 @@ class Executor:
         self.stats["parked"] += 1
         self.on_end(row.id)
 
-    def run(self, row: InstanceRow) -> None:
-        """Drive ``row`` (claimed by this executor under ``row.token``)."""
+    def run(self, row: InstanceRow, *, fresh: bool = False) -> None:
+        """Drive ``row`` (claimed by this executor under ``row.token``).
+
+        ``fresh``: created by this process a moment ago, so there is no journal to read.
+        """
         if row.id in self.active or self._stopping:
             return
         self.active[row.id] = None
-        task = asyncio.get_running_loop().create_task(self._drive(row), name=f"perdure:{row.id}")
+        task = asyncio.get_running_loop().create_task(self._drive(row, fresh), name=f"perdure:{row.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _drive(self, row: InstanceRow) -> None:
+    async def _drive(self, row: InstanceRow, fresh: bool) -> None:
         self.stats["activations"] += 1
         end: End = End.ABORTED
         wake_at: float | None = None
         try:
-            loaded = await load(self.rt, row)
+            loaded = await load(self.rt, row, fresh=fresh)
             if isinstance(loaded, str):
                 end = await self._park(row, loaded)
                 return

@@ -32,6 +32,7 @@ from perdure._model.errors import (
     StaleClaim,
     StepFailed,
     StepTimedOut,
+    StoreError,
     Suspend,
     WorkflowCancelled,
 )
@@ -104,13 +105,13 @@ class _Ready:
         if self._error is not None:
             raise self._error
         return self._value
-        yield  # pragma: no cover - makes this a generator
+        yield  # type: ignore[unreachable]  # makes this a generator; never reached
 
 
 def decode_input(defn: Definition, data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Rebuild call arguments from a payload made by ``serializer.encode_input``."""
     values = serializer.decode_input(defn.signature, defn.hints(), data)
-    bound = inspect.BoundArguments(defn.signature, values)  # type: ignore[arg-type]
+    bound = inspect.BoundArguments(defn.signature, values)
     return bound.args, bound.kwargs
 
 
@@ -161,7 +162,13 @@ class Activation:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     async def append(self, append: Append) -> AppendOutcome:
-        outcome = (await self.rt.writer.submit((append,)))[0]
+        try:
+            outcome = (await self.rt.writer.submit((append,)))[0]
+        except StoreError as exc:
+            # The database failed, not the workflow: abort this activation (it is driven
+            # again later) even if user code catches the error.
+            self.broken = exc
+            raise
         assert isinstance(outcome, AppendOutcome)
         if not outcome.ok:
             self.broken = StaleClaim(f"instance {self.id!r} was claimed by another executor")
@@ -433,13 +440,18 @@ def _as_activation(act: Activation, fn: Callable[..., T], args: tuple[Any, ...],
         context.activation.reset(token)
 
 
-async def load(rt: Runtime, row: InstanceRow) -> tuple[Activation, tuple[Any, ...], dict[str, Any]] | str:
-    """Load ``row`` for a run: its activation and arguments, or why it must be parked."""
+async def load(
+    rt: Runtime, row: InstanceRow, *, fresh: bool = False
+) -> tuple[Activation, tuple[Any, ...], dict[str, Any]] | str:
+    """Load ``row`` for a run: its activation and arguments, or why it must be parked.
+
+    ``fresh``: this process just created the row, so its journal is known to be empty.
+    """
     defn = rt.registry.find(Kind.WORKFLOW, row.name)
     if defn is None:
         return f"no workflow named {row.name!r} is registered in this process; deploy it and resume"
-    journal = await rt.store.load_journal(row.id)
-    retries = await rt.store.load_retries(row.id) if row.recoveries or row.status != Status.PENDING else []
+    journal = [] if fresh else await rt.store.load_journal(row.id)
+    retries = [] if fresh else await rt.store.load_retries(row.id)
     try:
         cursor = Cursor(journal)
     except JournalGap as exc:

@@ -27,6 +27,8 @@ CREATE INDEX instances_ready ON instances (status, wake_at);
 -- Listing pages newest first by a stable order.
 CREATE UNIQUE INDEX instances_seq ON instances (seq);
 CREATE INDEX instances_name ON instances (name, seq);
+-- Recovery: the running instances of an expired executor.
+CREATE INDEX instances_owner ON instances (owner, status);
 
 CREATE TABLE journal (
     instance_id TEXT NOT NULL REFERENCES instances (id) ON DELETE CASCADE,

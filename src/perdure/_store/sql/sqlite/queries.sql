@@ -40,7 +40,7 @@ DELETE FROM retries WHERE instance_id = ?;
 SELECT * FROM instances WHERE owner = ? AND claim_id = ?;
 
 -- name: claim_ready
--- Ready: pending/waiting and due, or running under an executor whose lease is gone.
+-- Ready: pending/waiting and due, or running under an executor whose lease expired.
 UPDATE instances
 SET recoveries = recoveries + (status = 'running'),
     status = 'running', owner = :executor, claim_id = :claim_id, token = token + 1,
@@ -48,8 +48,8 @@ SET recoveries = recoveries + (status = 'running'),
 WHERE id IN (
     SELECT i.id FROM instances AS i
     WHERE (i.status IN ('pending', 'waiting') AND i.wake_at <= :now)
-       OR (i.status = 'running' AND NOT EXISTS (
-               SELECT 1 FROM executors AS e WHERE e.id = i.owner AND e.expires_at >= :now))
+       OR (i.status = 'running' AND i.owner IN (
+               SELECT e.id FROM executors AS e WHERE e.expires_at < :now))
     ORDER BY i.wake_at
     LIMIT :limit
 )
@@ -62,8 +62,8 @@ SET recoveries = recoveries + (status = 'running'),
     updated_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids))
   AND ((status IN ('pending', 'waiting') AND wake_at <= :now)
-       OR (status = 'running' AND NOT EXISTS (
-               SELECT 1 FROM executors AS e WHERE e.id = instances.owner AND e.expires_at >= :now)))
+       OR (status = 'running' AND owner IN (
+               SELECT e.id FROM executors AS e WHERE e.expires_at < :now)))
 RETURNING *;
 
 -- name: executor_beat
@@ -71,7 +71,8 @@ INSERT INTO executors (id, host, pid, expires_at) VALUES (?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at;
 
 -- name: executor_expire
-DELETE FROM executors WHERE id = ?;
+-- Kept (expired) so that the instances it owned are seen as recoverable.
+UPDATE executors SET expires_at = 0 WHERE id = ?;
 
 -- name: executors_all
 SELECT id, host, pid, expires_at FROM executors ORDER BY id;
