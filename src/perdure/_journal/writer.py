@@ -77,6 +77,9 @@ class Writer:
                 if not fut.done():
                     fut.set_result(outcomes[start:end])
                 start = end
+            # Let the callers just acknowledged run up to their next write before the
+            # next batch is cut, so it carries their work too instead of a trickle.
+            await asyncio.sleep(0)
 
     def _take(self) -> tuple[list[tuple[Sequence[Op], asyncio.Future[list[Outcome]]]], list[Op]]:
         taken: list[tuple[Sequence[Op], asyncio.Future[list[Outcome]]]] = []

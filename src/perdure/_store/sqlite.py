@@ -232,7 +232,19 @@ class SQLiteStore:
             raise StoreUnavailable(f"{self.url} is not open")
         conn.execute("BEGIN IMMEDIATE")
         try:
-            outcomes = [self._apply(conn, op) for op in batch]
+            outcomes: list[Outcome] = []
+            i = 0
+            while i < len(batch):
+                if isinstance(batch[i], Append):
+                    # A run of appends (the hot path) goes in a few set-wise statements.
+                    j = i + 1
+                    while j < len(batch) and isinstance(batch[j], Append):
+                        j += 1
+                    outcomes.extend(self._append(conn, batch[i:j]))  # type: ignore[arg-type]
+                    i = j
+                else:
+                    outcomes.append(self._apply(conn, batch[i]))
+                    i += 1
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -241,8 +253,6 @@ class SQLiteStore:
         return outcomes
 
     def _apply(self, conn: sqlite3.Connection, op: Op) -> Outcome:
-        if isinstance(op, Append):
-            return self._append(conn, op)
         if isinstance(op, CreateInstance):
             r = op.row
             cur = conn.execute(
@@ -287,54 +297,43 @@ class SQLiteStore:
             return Status(found[0])
         raise TypeError(f"unknown store operation {type(op).__name__}")
 
-    def _append(self, conn: sqlite3.Connection, op: Append) -> AppendOutcome:
-        fence = conn.execute(Q["instance_fence"], (op.instance_id,)).fetchone()
-        if fence is None or fence[0] != op.token:
-            return AppendOutcome(ok=False)
-        iid = op.instance_id
-        if op.entries:
-            conn.executemany(
-                Q["journal_insert"],
-                [
-                    (
-                        iid,
-                        e.position,
-                        e.kind,
-                        e.name,
-                        int(e.ok),
-                        e.result,
-                        e.input,
-                        e.attempts,
-                        e.started_at,
-                        e.ended_at,
-                    )
-                    for e in op.entries
-                ],
+    def _append(self, conn: sqlite3.Connection, ops: Sequence[Append]) -> list[AppendOutcome]:
+        """Apply appends fenced by their tokens; a stale one writes nothing."""
+        ids = msgspec.json.encode(list({op.instance_id for op in ops})).decode()
+        fences = {iid: (token, cancel) for iid, token, cancel in conn.execute(Q["instance_fences"], (ids,))}
+        outcomes: list[AppendOutcome] = []
+        entries: list[tuple[Any, ...]] = []
+        retries: list[tuple[Any, ...]] = []
+        clears: list[tuple[str]] = []
+        updates: list[tuple[Any, ...]] = []
+        for op in ops:
+            iid = op.instance_id
+            fence = fences.get(iid)
+            if fence is None or fence[0] != op.token:
+                outcomes.append(AppendOutcome(ok=False))
+                continue
+            outcomes.append(AppendOutcome(ok=True, cancel_requested=bool(fence[1])))
+            entries.extend(
+                (iid, e.position, e.kind, e.name, int(e.ok), e.result, e.input, e.attempts, e.started_at, e.ended_at)
+                for e in op.entries
             )
-        u = op.update
-        if u is not None and u.clear_retries:
-            conn.execute(Q["retries_clear"], (iid,))
-        if op.retries:
-            conn.executemany(
-                Q["retry_upsert"],
-                [(iid, r.position, r.attempts, r.last_error, r.next_at) for r in op.retries],
-            )
-        if u is not None:
-            conn.execute(
-                Q["instance_update"],
-                (
-                    u.status.value,
-                    u.updated_at,
-                    u.output,
-                    u.error,
-                    u.wake_at,
-                    u.owner,
-                    u.park_reason,
-                    iid,
-                    op.token,
-                ),
-            )
-        return AppendOutcome(ok=True, cancel_requested=bool(fence[1]))
+            retries.extend((iid, r.position, r.attempts, r.last_error, r.next_at) for r in op.retries)
+            u = op.update
+            if u is not None:
+                if u.clear_retries:
+                    clears.append((iid,))
+                updates.append(
+                    (u.status.value, u.updated_at, u.output, u.error, u.wake_at, u.owner, u.park_reason, iid, op.token)
+                )
+        if entries:
+            conn.executemany(Q["journal_insert"], entries)
+        if retries:
+            conn.executemany(Q["retry_upsert"], retries)
+        if clears:  # after the upserts: an instance that ended keeps no retry state
+            conn.executemany(Q["retries_clear"], clears)
+        if updates:
+            conn.executemany(Q["instance_update"], updates)
+        return outcomes
 
     def _claim(self, conn: sqlite3.Connection, op: Claim) -> list[InstanceRow]:
         again = conn.execute(Q["claim_repeat"], (op.executor, op.claim_id)).fetchall()
