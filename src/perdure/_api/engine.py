@@ -129,8 +129,7 @@ class Engine:
         self.url = store.url
         faults = os.environ.get("PERDURE_STORE_FAULTS", "")
         if faults:
-            seed = os.environ.get("PERDURE_SEED")
-            store = FaultyStore(store, parse_faults(faults), int(seed) if seed and seed.isdigit() else None)
+            store = FaultyStore(store, parse_faults(faults), crashpoints.seed_from_env())
         self._store: Store = RetryingStore(store, deadline=store_retry_deadline)
         self.registry = registry or default_registry
         self.clock: Clock = clock or SystemClock()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 
 from perdure._model.errors import InvalidArgument
 
@@ -81,8 +82,17 @@ def hit(name: str) -> None:
     os._exit(137)
 
 
+def seed_from_env() -> int:
+    """``PERDURE_SEED``, or a fresh seed; printed either way so a failing run can be replayed."""
+    raw = os.environ.get("PERDURE_SEED", "")
+    if raw and not raw.isdigit():
+        raise InvalidArgument(f"PERDURE_SEED must be a non-negative integer, got {raw!r}")
+    seed = int(raw) if raw else random.SystemRandom().randrange(2**32)
+    print(f"perdure: PERDURE_SEED={seed}", file=sys.stderr, flush=True)
+    return seed
+
+
 def arm_from_env() -> None:
     spec = os.environ.get("PERDURE_CRASHPOINT", "")
     if spec:
-        seed = os.environ.get("PERDURE_SEED")
-        arm(spec, int(seed) if seed and seed.isdigit() else None)
+        arm(spec, seed_from_env())

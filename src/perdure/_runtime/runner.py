@@ -108,9 +108,9 @@ class _Ready:
         yield  # type: ignore[unreachable]  # makes this a generator; never reached
 
 
-def decode_input(defn: Definition, data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def decode_input(rt: Runtime, defn: Definition, data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Rebuild call arguments from a payload made by ``serializer.encode_input``."""
-    values = serializer.decode_input(defn.signature, defn.hints(), data)
+    values = serializer.decode_input(defn.signature, rt.hints(defn)[0], data)
     bound = inspect.BoundArguments(defn.signature, values)
     return bound.args, bound.kwargs
 
@@ -357,7 +357,6 @@ class Activation:
                 raise self.broken
             self.cursor.finish()
         except Suspend as s:
-            await self._idle.wait()
             return await self._finish(Status.WAITING, wake_at=s.wake_at), s.wake_at
         except NonDeterminismError as exc:
             return await self._park(f"NonDeterminismError: {exc}"), None
@@ -395,7 +394,6 @@ class Activation:
 
     async def _park(self, reason: str) -> End:
         log.warning("parking %s: %s", self.id, reason)
-        await self._idle.wait()
         return await self._finish(Status.PARKED, park_reason=reason)
 
     async def _finish(
@@ -407,6 +405,9 @@ class Activation:
         wake_at: float | None = None,
         park_reason: str | None = None,
     ) -> End:
+        # Steps the code started but never awaited still commit under this claim: let
+        # them land before the end is recorded, so nothing follows it in the journal.
+        await self._idle.wait()
         update = InstanceUpdate(
             status=status,
             updated_at=self.rt.clock.now(),
@@ -457,7 +458,7 @@ async def load(
     except JournalGap as exc:
         return f"broken invariant: {exc}"
     try:
-        args, kwargs = decode_input(defn, row.input)
+        args, kwargs = decode_input(rt, defn, row.input)
     except Exception as exc:  # noqa: BLE001 - any decode failure parks with its reason
         return f"cannot decode the input for the current code of {row.name!r}: {exc}"
     return Activation(rt, row, defn, cursor, retries), args, kwargs
