@@ -12,14 +12,16 @@ worker thread and block on the loop for each operation. Steps run on the loop
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import enum
+import functools
 import inspect
 import logging
 from collections.abc import Callable, Coroutine, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from perdure._codec import serializer
 from perdure._journal.cursor import Cursor, JournalGap
@@ -42,12 +44,13 @@ from perdure._model.records import (
     InstanceRow,
     InstanceUpdate,
     JournalEntry,
+    Outcome,
     RetryState,
     Status,
 )
 from perdure._runtime import context
+from perdure._runtime.attempts import INVOKE, Command, Record, WaitUntil, attempts
 from perdure._runtime.clock import Clock
-from perdure._runtime.retry import backoff_delay, should_retry
 from perdure._store.protocol import Store
 
 T = TypeVar("T")
@@ -161,21 +164,40 @@ class Activation:
         """From a ``def`` workflow's thread: run ``coro`` on the loop and wait for it."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
-    async def append(self, append: Append) -> AppendOutcome:
+    async def append(self, append: Append) -> None:
         try:
             outcome = (await self.rt.writer.submit((append,)))[0]
         except StoreError as exc:
-            # The database failed, not the workflow: abort this activation (it is driven
-            # again later) even if user code catches the error.
-            self.broken = exc
-            raise
+            self._store_failed(exc)
+        self._accept(outcome)
+
+    def append_blocking(self, append: Append) -> None:
+        """``append`` from a ``def`` workflow's thread: one hop to the loop and back."""
+        done: concurrent.futures.Future[list[Outcome]] = concurrent.futures.Future()
+
+        def submit() -> None:
+            self.rt.writer.submit((append,)).add_done_callback(functools.partial(_relay, done))
+
+        self.loop.call_soon_threadsafe(submit)
+        try:
+            outcome = done.result()[0]
+        except StoreError as exc:
+            self._store_failed(exc)
+        self._accept(outcome)
+
+    def _store_failed(self, exc: StoreError) -> NoReturn:
+        # The database failed, not the workflow: abort this activation (it is driven
+        # again later) even if user code catches the error.
+        self.broken = exc
+        raise exc
+
+    def _accept(self, outcome: Outcome) -> None:
         assert isinstance(outcome, AppendOutcome)
         if not outcome.ok:
             self.broken = StaleClaim(f"instance {self.id!r} was claimed by another executor")
             raise self.broken
         if outcome.cancel_requested:
-            self.request_cancel()
-        return outcome
+            self.loop.call_soon_threadsafe(self.request_cancel)
 
     def append_soon(self, entry: JournalEntry) -> None:
         """Record ``entry`` without waiting; later appends of this instance commit after it."""
@@ -227,80 +249,94 @@ class Activation:
             if error is not None:
                 raise error
             return value
-        coro = self._run_step(pos, step, args, kwargs)
-        return coro if self.defn.is_async else self.blocking(coro)
+        plan = self._plan(pos, step, args, kwargs)
+        key = f"{self.id}:{pos}"
+        if self.defn.is_async:
+            return self._run_step(plan, key, step, args, kwargs)
+        if step.is_async or step.timeout is not None:
+            return self.blocking(self._run_step(plan, key, step, args, kwargs))
+        return self._run_step_inline(plan, key, step, args, kwargs)
+
+    def _plan(
+        self, pos: int, step: Definition, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Generator[Command, Any, JournalEntry]:
+        try:
+            step_input: bytes | None = serializer.encode({"args": args, "kwargs": kwargs})
+        except (TypeError, OverflowError):
+            step_input = None  # recorded for people to read; replay does not need it
+        return attempts(
+            step=step, instance_id=self.id, token=self.token, position=pos, step_input=step_input,
+            state=self.retries.get(pos), now=self.rt.clock.now,
+        )  # fmt: skip
+
+    def _outcome(self, step: Definition, entry: JournalEntry) -> Any:
+        if not entry.ok:
+            raise _failure(entry)
+        # Hand back exactly what replay will hand back.
+        return serializer.decode(entry.result, self.rt.hints(step)[1])
 
     async def _run_step(
-        self, pos: int, step: Definition, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        plan: Generator[Command, Any, JournalEntry],
+        key: str,
+        step: Definition,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> Any:
+        """Drive ``plan`` on the loop."""
         self._inflight += 1
         self._idle.clear()
         try:
-            return await self._attempts(pos, step, args, kwargs)
+            answer: Any = None
+            while True:
+                try:
+                    command = plan.send(answer)
+                except StopIteration as stop:
+                    return self._outcome(step, stop.value)
+                answer = None
+                if command is INVOKE:
+                    try:
+                        answer = (True, await self._invoke(step, key, args, kwargs))
+                        crashpoints.hit("step.after_effect")
+                    except Exception as exc:  # noqa: BLE001 - the plan decides what a failure means
+                        answer = (False, exc)
+                elif isinstance(command, Record):
+                    await self.append(command.op)
+                else:
+                    assert isinstance(command, WaitUntil)
+                    await self.wait_until(command.when)
         finally:
             self._inflight -= 1
             if self._inflight == 0:
                 self._idle.set()
 
-    async def _attempts(
-        self, pos: int, step: Definition, args: tuple[Any, ...], kwargs: dict[str, Any]
+    def _run_step_inline(
+        self,
+        plan: Generator[Command, Any, JournalEntry],
+        key: str,
+        step: Definition,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> Any:
-        clock = self.rt.clock
-        state = self.retries.get(pos)
-        attempt = 0
-        if state is not None:
-            attempt = state.attempts
-            await self.wait_until(state.next_at)
-        try:
-            step_input: bytes | None = serializer.encode({"args": args, "kwargs": kwargs})
-        except (TypeError, OverflowError):
-            step_input = None  # recorded for people to read; replay does not need it
-        key = f"{self.id}:{pos}"
+        """Drive ``plan`` in a ``def`` workflow's thread: the step runs right here."""
+        answer: Any = None
         while True:
-            attempt += 1
-            started = clock.now()
             try:
-                value = await self._invoke(step, key, args, kwargs)
-                crashpoints.hit("step.after_effect")
-                result = serializer.encode(value)
-            except (Exception, asyncio.CancelledError) as exc:
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                ended = clock.now()
-                error = serializer.encode_error(exc)
-                if should_retry(step.retry, attempt, exc):
-                    next_at = ended + backoff_delay(step.retry, attempt)
-                    state = RetryState(position=pos, attempts=attempt, last_error=error, next_at=next_at)
-                    await self.append(Append(instance_id=self.id, token=self.token, retries=(state,)))
-                    await self.wait_until(next_at)
-                    continue
-                entry = JournalEntry(
-                    position=pos,
-                    kind="step",
-                    name=step.name,
-                    ok=False,
-                    result=error,
-                    input=step_input,
-                    attempts=attempt,
-                    started_at=started,
-                    ended_at=ended,
-                )
-                await self.append(Append(instance_id=self.id, token=self.token, entries=(entry,)))
-                raise _failure(entry) from None
-            entry = JournalEntry(
-                position=pos,
-                kind="step",
-                name=step.name,
-                ok=True,
-                result=result,
-                input=step_input,
-                attempts=attempt,
-                started_at=started,
-                ended_at=clock.now(),
-            )
-            await self.append(Append(instance_id=self.id, token=self.token, entries=(entry,)))
-            # Hand back exactly what replay will hand back.
-            return serializer.decode(result, self.rt.hints(step)[1])
+                command = plan.send(answer)
+            except StopIteration as stop:
+                return self._outcome(step, stop.value)
+            answer = None
+            if command is INVOKE:
+                try:
+                    answer = (True, _in_scope(key, step.fn, args, kwargs))
+                    crashpoints.hit("step.after_effect")
+                except Exception as exc:  # noqa: BLE001 - the plan decides what a failure means
+                    answer = (False, exc)
+            elif isinstance(command, Record):
+                self.append_blocking(command.op)
+            else:
+                assert isinstance(command, WaitUntil)
+                self.blocking(self.wait_until(command.when))
 
     async def _invoke(self, step: Definition, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if step.is_async:
@@ -423,6 +459,15 @@ class Activation:
         )[0]
         assert isinstance(outcome, AppendOutcome)
         return End(status.value) if outcome.ok else End.STALE
+
+
+def _relay(target: concurrent.futures.Future[T], source: asyncio.Future[T]) -> None:
+    if source.cancelled():
+        target.cancel()
+    elif (exc := source.exception()) is not None:
+        target.set_exception(exc)
+    else:
+        target.set_result(source.result())
 
 
 def _in_scope(key: str, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
