@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 
 from perdure._model import crashpoints
+from perdure._model.errors import StoreUnavailable
 from perdure._model.records import Op, Outcome
 from perdure._store.protocol import Store
 
@@ -38,7 +39,9 @@ class Writer:
         """Queue ``ops`` for the next commit; the future gets their outcomes, in order."""
         fut: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
         if self._closing:
-            fut.set_exception(RuntimeError("the engine is closed; no more writes are accepted"))
+            # Infrastructure, not the workflow's fault: the instance stays claimed and is
+            # recovered by the next executor.
+            fut.set_exception(StoreUnavailable("the engine is closing; no more writes are accepted"))
             return fut
         self._queue.append((ops, fut))
         self._wake.set()
