@@ -21,7 +21,17 @@ Users import ``perdure`` only; everything under ``_`` may move.
 from perdure._api.decorators import Step, Workflow, step, workflow
 from perdure._api.engine import Engine
 from perdure._api.handles import ErrorDetails, HistoryEntry, WorkflowHandle, WorkflowInfo, WorkflowPage
-from perdure._api.ops import idempotency_key, now, random, uuid4
+from perdure._api.ops import (
+    idempotency_key,
+    now,
+    random,
+    recv,
+    send,
+    set_event,
+    sleep,
+    sleep_until,
+    uuid4,
+)
 from perdure._api.sync import SyncEngine, SyncHandle
 from perdure._model.definitions import Registry
 from perdure._model.errors import (
@@ -84,6 +94,11 @@ __all__ = [
     "idempotency_key",
     "now",
     "random",
+    "recv",
+    "send",
+    "set_event",
+    "sleep",
+    "sleep_until",
     "step",
     "uuid4",
     "workflow",

@@ -34,8 +34,10 @@ from perdure._model.records import (
     TERMINAL,
     CreateInstance,
     InstanceRow,
+    Message,
     RequestCancel,
     Resume,
+    Send,
     Status,
 )
 from perdure._runtime.clock import Clock, SystemClock
@@ -373,6 +375,66 @@ class Engine:
         if self._executor is not None:
             self._executor.nudge()
 
+    async def send(
+        self, workflow_id: str, topic: str, value: Any, *, idempotency_key: str | None = None
+    ) -> None:
+        """Send ``value`` to a workflow on ``topic``; it gets it from ``perdure.recv(topic)``.
+
+        Delivered exactly once per ``idempotency_key`` (when given), in send order per
+        topic, even if the workflow sleeps or no executor runs now. A workflow that does
+        not exist (``NotFound``) or has ended (``InvalidState``) gets nothing.
+        """
+        writer = self._ready()
+        check_name("workflow id", workflow_id)
+        check_name("topic", topic)
+        if idempotency_key is not None:
+            check_name("idempotency key", idempotency_key)
+        try:
+            payload = serializer.encode(value)
+        except (TypeError, OverflowError) as exc:
+            raise InvalidArgument(f"the value sent on {topic!r} cannot be serialized: {exc}") from None
+        message = Message(
+            target=workflow_id, topic=topic, payload=payload, at=self.clock.now(),
+            sender_key=None if idempotency_key is None else f"client:{idempotency_key}",
+        )  # fmt: skip
+        status = (await writer.submit((Send(message=message),)))[0]
+        if status is None:
+            raise NotFound(f"no workflow with id {workflow_id!r}")
+        assert isinstance(status, Status)
+        if status in TERMINAL:
+            raise InvalidState(f"workflow {workflow_id!r} is {status.value}; it takes no more messages")
+        if self._executor is not None:
+            self._executor.nudge()
+
+    async def get_event(self, workflow_id: str, key: str, *, type: Any = Any) -> Any:  # noqa: A002 - mirrors msgspec
+        """The value the workflow last published under ``key``, or None if not yet."""
+        check_name("event key", key)
+        await self._row(workflow_id)
+        data = await self._store.get_event(workflow_id, key)
+        return None if data is None else serializer.decode(data, type)
+
+    async def wait_event(
+        self, workflow_id: str, key: str, *, timeout: float | None = None, type: Any = Any  # noqa: A002
+    ) -> Any:
+        """Wait until the workflow publishes ``key``; ``ResultTimeout`` after ``timeout``."""
+        check_name("event key", key)
+        _check_timeout(timeout)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        poll = 0.02
+        while True:
+            row = await self._row(workflow_id)
+            data = await self._store.get_event(workflow_id, key)
+            if data is not None:
+                return serializer.decode(data, type)
+            if row.status in TERMINAL:
+                raise InvalidState(f"workflow {workflow_id!r} is {row.status.value} and never set event {key!r}")
+            wait = poll if deadline is None else min(poll, deadline - loop.time())
+            if wait <= 0:
+                raise ResultTimeout(f"workflow {workflow_id!r} did not set event {key!r} within {timeout}s")
+            await asyncio.sleep(wait)
+            poll = min(poll * 2, 0.5)
+
     async def result(self, workflow_id: str, *, timeout: float | None = None) -> Any:
         """Wait for the instance to end; see ``WorkflowHandle.result``."""
         row = await self._wait(workflow_id, timeout)
@@ -386,10 +448,7 @@ class Engine:
         raise WorkflowFailed(workflow_id, info.type, info.message, info.traceback)
 
     async def _wait(self, workflow_id: str, timeout: float | None) -> InstanceRow:
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
-        ):
-            raise InvalidArgument(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}")
+        _check_timeout(timeout)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         poll = 0.05
@@ -422,6 +481,11 @@ class Engine:
     def executor_stats(self) -> dict[str, int]:
         """Counters of this process's executor (activations, recoveries, parked)."""
         return dict(self._executor.stats) if self._executor else {}
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
+        raise InvalidArgument(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}")
 
 
 def _encode_arguments(defn: Definition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:

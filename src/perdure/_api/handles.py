@@ -126,6 +126,18 @@ class WorkflowHandle(Generic[R]):
     async def history(self) -> list[HistoryEntry]:
         return await self._engine.history(self.id)
 
+    async def send(self, topic: str, value: Any, *, idempotency_key: str | None = None) -> None:
+        """Send ``value`` to this workflow on ``topic``; see ``Engine.send``."""
+        await self._engine.send(self.id, topic, value, idempotency_key=idempotency_key)
+
+    async def get_event(self, key: str) -> Any:
+        """The value last published under ``key`` by ``perdure.set_event``, or None."""
+        return await self._engine.get_event(self.id, key)
+
+    async def wait_event(self, key: str, timeout: float | None = None) -> Any:
+        """Wait until ``key`` is published; ``ResultTimeout`` after ``timeout`` seconds."""
+        return await self._engine.wait_event(self.id, key, timeout=timeout)
+
     async def cancel(self) -> Status:
         """Ask it to cancel; returns its status after the request."""
         return await self._engine.cancel(self.id)

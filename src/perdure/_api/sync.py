@@ -75,6 +75,15 @@ class SyncHandle(Generic[R]):
     def history(self) -> list[HistoryEntry]:
         return self._portal.call(self._handle.history)
 
+    def send(self, topic: str, value: Any, *, idempotency_key: str | None = None) -> None:
+        self._portal.call(self._handle.send, topic, value, idempotency_key=idempotency_key)
+
+    def get_event(self, key: str) -> Any:
+        return self._portal.call(self._handle.get_event, key)
+
+    def wait_event(self, key: str, timeout: float | None = None) -> Any:
+        return self._portal.call(self._handle.wait_event, key, timeout)
+
     def cancel(self) -> Status:
         return self._portal.call(self._handle.cancel)
 
@@ -145,6 +154,17 @@ class SyncEngine:
 
     def resume(self, workflow_id: str) -> None:
         self._portal.call(self.engine.resume, workflow_id)
+
+    def send(self, workflow_id: str, topic: str, value: Any, *, idempotency_key: str | None = None) -> None:
+        self._portal.call(self.engine.send, workflow_id, topic, value, idempotency_key=idempotency_key)
+
+    def get_event(self, workflow_id: str, key: str, *, type: Any = Any) -> Any:  # noqa: A002 - mirrors Engine
+        return self._portal.call(self.engine.get_event, workflow_id, key, type=type)
+
+    def wait_event(
+        self, workflow_id: str, key: str, *, timeout: float | None = None, type: Any = Any  # noqa: A002
+    ) -> Any:
+        return self._portal.call(self.engine.wait_event, workflow_id, key, timeout=timeout, type=type)
 
     def result(self, workflow_id: str, *, timeout: float | None = None) -> Any:
         return self._portal.call(self.engine.result, workflow_id, timeout=timeout)

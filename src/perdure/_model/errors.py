@@ -175,8 +175,12 @@ class StaleClaim(StoreError):
 
 
 class Suspend(BaseException):
-    """Unloads a running instance until ``wake_at``; never seen by user code."""
+    """Unloads a running instance until ``wake_at``, or until a message on ``topic``.
 
-    def __init__(self, wake_at: float) -> None:
+    Never seen by user code. ``wake_at=None`` waits for the message alone.
+    """
+
+    def __init__(self, wake_at: float | None, topic: str | None = None) -> None:
         self.wake_at = wake_at
-        super().__init__(wake_at)
+        self.topic = topic
+        super().__init__(wake_at, topic)

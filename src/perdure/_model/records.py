@@ -49,6 +49,8 @@ class InstanceRow(msgspec.Struct, frozen=True, kw_only=True):
     recoveries: int = 0
     park_reason: str | None = None
     cancel_requested: bool = False
+    waiting_topic: str | None = None
+    """The message topic a waiting instance waits on, if any."""
 
 
 class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,7 +91,20 @@ class InstanceUpdate(msgspec.Struct, frozen=True, kw_only=True):
     wake_at: float | None = None
     owner: str | None = None
     park_reason: str | None = None
+    waiting_topic: str | None = None
     clear_retries: bool = False
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    """A message for instance ``target`` on ``topic``; sequence numbers follow commit order."""
+
+    target: str
+    topic: str
+    payload: bytes
+    at: float
+    """When it was sent (epoch seconds)."""
+    sender_key: str | None = None
+    """Deduplicates: a second message from the same key to the same target is dropped."""
 
 
 # --- operations -------------------------------------------------------------
@@ -112,6 +127,12 @@ class Append(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     entries: tuple[JournalEntry, ...] = ()
     retries: tuple[RetryState, ...] = ()
     update: InstanceUpdate | None = None
+    sends: tuple[Message, ...] = ()
+    """Messages sent by this instance, delivered with the journal entry that sends them."""
+    consumes: tuple[tuple[str, int], ...] = ()
+    """(topic, seq) of messages this instance received, consumed with their journal entry."""
+    events: tuple[tuple[str, bytes, float], ...] = ()
+    """(key, value, at) of events published with their journal entry."""
 
 
 class AppendOutcome(msgspec.Struct, frozen=True):
@@ -168,7 +189,14 @@ class Resume(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     now: float
 
 
-Op = CreateInstance | Append | Claim | Beat | ExpireExecutor | RequestCancel | Resume
+class Send(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """A message from outside any instance. Outcome: the target's status (delivered only if
+    not terminal), or ``None`` if there is no such instance."""
+
+    message: Message
+
+
+Op = CreateInstance | Append | Claim | Beat | ExpireExecutor | RequestCancel | Resume | Send
 Outcome = bool | AppendOutcome | list[InstanceRow] | Status | None
 
 

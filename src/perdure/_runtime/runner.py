@@ -29,7 +29,9 @@ from perdure._journal.writer import Writer
 from perdure._model import crashpoints
 from perdure._model.definitions import Definition, Kind, Registry
 from perdure._model.errors import (
+    InvalidState,
     NonDeterminismError,
+    NotFound,
     PerdureError,
     StaleClaim,
     StepFailed,
@@ -39,11 +41,13 @@ from perdure._model.errors import (
     WorkflowCancelled,
 )
 from perdure._model.records import (
+    TERMINAL,
     Append,
     AppendOutcome,
     InstanceRow,
     InstanceUpdate,
     JournalEntry,
+    Message,
     Outcome,
     RetryState,
     Status,
@@ -116,6 +120,13 @@ def decode_input(rt: Runtime, defn: Definition, data: bytes) -> tuple[tuple[Any,
     values = serializer.decode_input(defn.signature, rt.hints(defn)[0], data)
     bound = inspect.BoundArguments(defn.signature, values)
     return bound.args, bound.kwargs
+
+
+def _recorded(entry: JournalEntry) -> PerdureError:
+    """A perdure error recorded at a position, raised again the same way on replay."""
+    info = serializer.decode_error(entry.result)
+    kinds: dict[str, type[PerdureError]] = {"perdure.NotFound": NotFound, "perdure.InvalidState": InvalidState}
+    return kinds.get(info.type, PerdureError)(info.message)
 
 
 def _failure(entry: JournalEntry) -> StepFailed:
@@ -199,9 +210,8 @@ class Activation:
         if outcome.cancel_requested:
             self.loop.call_soon_threadsafe(self.request_cancel)
 
-    def append_soon(self, entry: JournalEntry) -> None:
-        """Record ``entry`` without waiting; later appends of this instance commit after it."""
-        op = Append(instance_id=self.id, token=self.token, entries=(entry,))
+    def append_soon(self, op: Append) -> None:
+        """Commit ``op`` without waiting; later appends of this instance commit after it."""
 
         def submit() -> None:
             fut = self.rt.writer.submit((op,))
@@ -363,25 +373,108 @@ class Activation:
     # --- deterministic helpers -------------------------------------------------
 
     def record(self, kind: str, make: Callable[[], T], type_: Any) -> T:
-        """``now``/``random``/``uuid4``: the recorded value on replay, a fresh recorded one otherwise."""
+        """``now``/``random``/``uuid4``/``sleep``: the recorded value on replay, a fresh recorded one otherwise."""
         pos, entry = self.take(kind, kind)
         if entry is not None:
             value: T = serializer.decode(entry.result, type_)
             return value
         value = make()
-        now = self.rt.clock.now()
-        self.append_soon(
-            JournalEntry(
-                position=pos,
-                kind=kind,
-                name=kind,
-                ok=True,
-                result=serializer.encode(value),
-                started_at=now,
-                ended_at=now,
-            )
-        )
+        self.append_soon(Append(instance_id=self.id, token=self.token, entries=(self._entry(pos, kind, kind, value),)))
         return value
+
+    def _entry(self, pos: int, kind: str, name: str, value: Any, *, ok: bool = True) -> JournalEntry:
+        now = self.rt.clock.now()
+        result = serializer.encode(value) if ok else serializer.encode_error(value)
+        return JournalEntry(position=pos, kind=kind, name=name, ok=ok, result=result, started_at=now, ended_at=now)
+
+    # --- durable time ----------------------------------------------------------
+
+    def sleep_until(self, when: float) -> Any:
+        """Wait until ``when``: an awaitable (async workflows) or blocking (def workflows).
+
+        The deadline is recorded at the sleep's position, so a replay, however late,
+        waits for the same instant; a long wait unloads the instance meanwhile.
+        """
+        wake = self.record("sleep", lambda: when, float)
+        if self.defn.is_async:
+            return self.wait_until(wake)
+        self.blocking(self.wait_until(wake))
+        return None
+
+    # --- messages and events ---------------------------------------------------
+
+    def send(self, target: str, topic: str, value: Any) -> Any:
+        """Send ``value`` to workflow ``target`` on ``topic``, exactly once.
+
+        The message is committed with this position's journal entry; a replay sends
+        nothing. A target that does not exist or has ended is an error, recorded so
+        that replay raises it again.
+        """
+        pos, entry = self.take("send", topic)
+        if entry is not None:
+            if not entry.ok:
+                raise _recorded(entry)
+            return _Ready(None, None) if self.defn.is_async else None
+        payload = serializer.encode(value)
+        coro = self._send(pos, target, topic, payload)
+        return coro if self.defn.is_async else self.blocking(coro)
+
+    async def _send(self, pos: int, target: str, topic: str, payload: bytes) -> None:
+        row = await self.rt.store.get_instance(target)
+        error: PerdureError | None = None
+        if row is None:
+            error = NotFound(f"cannot send to workflow {target!r}: there is no such workflow")
+        elif row.status in TERMINAL:
+            error = InvalidState(f"cannot send to workflow {target!r}: it is {row.status.value}")
+        if error is not None:
+            await self.append(Append(instance_id=self.id, token=self.token,
+                                     entries=(self._entry(pos, "send", topic, error, ok=False),)))  # fmt: skip
+            raise error
+        message = Message(target=target, topic=topic, payload=payload, at=self.rt.clock.now(),
+                          sender_key=f"{self.id}:{pos}")  # fmt: skip
+        await self.append(Append(instance_id=self.id, token=self.token,
+                                 entries=(self._entry(pos, "send", topic, target),), sends=(message,)))  # fmt: skip
+
+    def recv(self, topic: str, timeout: float | None, type_: Any) -> Any:
+        """The next message on ``topic``, in send order; ``None`` after ``timeout`` seconds.
+
+        The deadline is recorded first, so a replay waits for the same instant. With
+        no message yet, the instance is unloaded until one arrives or the deadline.
+        """
+        deadline = None
+        if timeout is not None:
+            deadline = self.record("deadline", lambda: self.rt.clock.now() + timeout, float)
+        pos, entry = self.take("recv", topic)
+        if entry is not None:
+            value = serializer.decode(entry.result, type_)
+            return _Ready(value, None) if self.defn.is_async else value
+        coro = self._recv(pos, topic, deadline, type_)
+        return coro if self.defn.is_async else self.blocking(coro)
+
+    async def _recv(self, pos: int, topic: str, deadline: float | None, type_: Any) -> Any:
+        found = await self.rt.store.next_message(self.id, topic)
+        if found is not None:
+            seq, payload = found
+            entry = JournalEntry(position=pos, kind="recv", name=topic, ok=True, result=payload,
+                                 started_at=self.rt.clock.now(), ended_at=self.rt.clock.now())  # fmt: skip
+            await self.append(Append(instance_id=self.id, token=self.token, entries=(entry,), consumes=((topic, seq),)))
+            return serializer.decode(payload, type_)
+        if deadline is not None and self.rt.clock.now() >= deadline:
+            await self.append(Append(instance_id=self.id, token=self.token,
+                                     entries=(self._entry(pos, "recv", topic, None),)))  # fmt: skip
+            return None
+        raise Suspend(deadline, topic)
+
+    def set_event(self, key: str, value: Any) -> None:
+        """Publish ``value`` under ``key``, readable from outside; recorded with its entry."""
+        pos, entry = self.take("set_event", key)
+        if entry is not None:
+            return
+        payload = serializer.encode(value)
+        self.append_soon(
+            Append(instance_id=self.id, token=self.token, entries=(self._entry(pos, "set_event", key, value),),
+                   events=((key, payload, self.rt.clock.now()),))
+        )  # fmt: skip
 
     # --- the run ---------------------------------------------------------------
 
@@ -393,7 +486,7 @@ class Activation:
                 raise self.broken
             self.cursor.finish()
         except Suspend as s:
-            return await self._finish(Status.WAITING, wake_at=s.wake_at), s.wake_at
+            return await self._finish(Status.WAITING, wake_at=s.wake_at, waiting_topic=s.topic), s.wake_at
         except NonDeterminismError as exc:
             return await self._park(f"NonDeterminismError: {exc}"), None
         except StaleClaim:
@@ -440,6 +533,7 @@ class Activation:
         error: bytes | None = None,
         wake_at: float | None = None,
         park_reason: str | None = None,
+        waiting_topic: str | None = None,
     ) -> End:
         # Steps the code started but never awaited still commit under this claim: let
         # them land before the end is recorded, so nothing follows it in the journal.
@@ -452,6 +546,7 @@ class Activation:
             wake_at=wake_at,
             owner=None,
             park_reason=park_reason,
+            waiting_topic=waiting_topic,
             clear_retries=status in (Status.COMPLETED, Status.FAILED, Status.CANCELLED),
         )
         outcome = (

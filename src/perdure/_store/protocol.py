@@ -51,3 +51,9 @@ class Store(Protocol):
     async def list_executors(self) -> list[ExecutorRow]: ...
 
     async def schema_version(self) -> int: ...
+
+    async def next_message(self, instance_id: str, topic: str) -> tuple[int, bytes] | None:
+        """The oldest unconsumed message on ``topic`` for the instance: (seq, payload)."""
+
+    async def get_event(self, instance_id: str, key: str) -> bytes | None:
+        """The latest value the instance published under ``key``."""

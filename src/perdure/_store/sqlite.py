@@ -27,6 +27,7 @@ from perdure._model.errors import (
     StoreUnavailable,
 )
 from perdure._model.records import (
+    TERMINAL,
     Append,
     AppendOutcome,
     Beat,
@@ -36,12 +37,14 @@ from perdure._model.records import (
     ExpireExecutor,
     InstanceRow,
     JournalEntry,
+    Message,
     Op,
     Outcome,
     Page,
     RequestCancel,
     Resume,
     RetryState,
+    Send,
     Status,
 )
 from perdure._store import migrate
@@ -92,41 +95,70 @@ def _map_error(exc: sqlite3.Error, where: str) -> StoreError:
 
 
 def _row(values: Sequence[Any]) -> InstanceRow:
-    # Columns are in schema order: the struct's fields, then claim_id and seq.
-    (
-        iid,
-        name,
-        status,
-        inp,
-        out,
-        err,
-        created,
-        updated,
-        wake,
-        owner,
-        token,
-        _claim,
-        recov,
-        park,
-        cancel,
-        _seq,
-    ) = values
+    # The column order of every instance query in queries.sql; seq (last) stays internal.
+    (iid, name, status, inp, out, err, created, updated, wake, owner, token, recov, park, cancel, topic,
+     _seq) = values  # fmt: skip
     return InstanceRow(
-        id=iid,
-        name=name,
-        status=Status(status),
-        input=inp,
-        output=out,
-        error=err,
-        created_at=created,
-        updated_at=updated,
-        wake_at=wake,
-        owner=owner,
-        token=token,
-        recoveries=recov,
-        park_reason=park,
-        cancel_requested=bool(cancel),
-    )
+        id=iid, name=name, status=Status(status), input=inp, output=out, error=err,
+        created_at=created, updated_at=updated, wake_at=wake, owner=owner, token=token,
+        recoveries=recov, park_reason=park, cancel_requested=bool(cancel), waiting_topic=topic,
+    )  # fmt: skip
+
+
+class _AppendRows:
+    """The rows of a run of appends, gathered per statement so each runs once."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[Any, ...]] = []
+        self.retries: list[tuple[Any, ...]] = []
+        self.clears: list[tuple[str]] = []
+        self.updates: list[tuple[Any, ...]] = []
+        self.messages: list[dict[str, Any]] = []
+        self.consumes: list[tuple[str, str, int]] = []
+        self.events: list[tuple[str, str, bytes, float]] = []
+        self.waiting: list[dict[str, Any]] = []
+
+    def add(self, op: Append) -> None:
+        iid = op.instance_id
+        self.entries.extend(
+            (iid, e.position, e.kind, e.name, int(e.ok), e.result, e.input, e.attempts, e.started_at, e.ended_at)
+            for e in op.entries
+        )
+        self.retries.extend((iid, r.position, r.attempts, r.last_error, r.next_at) for r in op.retries)
+        self.messages.extend(_message_row(m) for m in op.sends)
+        self.consumes.extend((iid, topic, seq) for topic, seq in op.consumes)
+        self.events.extend((iid, key, value, at) for key, value, at in op.events)
+        u = op.update
+        if u is not None:
+            if u.clear_retries:
+                self.clears.append((iid,))
+            if u.waiting_topic is not None:
+                self.waiting.append({"id": iid, "now": u.updated_at})
+            self.updates.append(
+                (u.status.value, u.updated_at, u.output, u.error, u.wake_at, u.owner, u.park_reason,
+                 u.waiting_topic, iid, op.token)
+            )  # fmt: skip
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        conn.executemany(Q["journal_insert"], self.entries)
+        conn.executemany(Q["retry_upsert"], self.retries)
+        # After the upserts: an instance that ended keeps no retry state.
+        conn.executemany(Q["retries_clear"], self.clears)
+        conn.executemany(Q["instance_update"], self.updates)
+        _deliver(conn, self.messages)
+        conn.executemany(Q["message_consume"], self.consumes)
+        conn.executemany(Q["event_set"], self.events)
+        # After the updates: a message that came before the wait began wakes it now.
+        conn.executemany(Q["waiting_recheck"], self.waiting)
+
+
+def _message_row(m: Message) -> dict[str, Any]:
+    return {"target": m.target, "topic": m.topic, "payload": m.payload, "sender_key": m.sender_key, "now": m.at}
+
+
+def _deliver(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+    conn.executemany(Q["message_insert"], rows)
+    conn.executemany(Q["message_wake"], rows)
 
 
 class SQLiteStore:
@@ -295,6 +327,14 @@ class SQLiteStore:
                 return None
             conn.execute(Q["resume"], (op.now, op.now, op.instance_id))
             return Status(found[0])
+        if isinstance(op, Send):
+            found = conn.execute(Q["status_of"], (op.message.target,)).fetchone()
+            if found is None:
+                return None
+            status = Status(found[0])
+            if status not in TERMINAL:
+                _deliver(conn, [_message_row(op.message)])
+            return status
         raise TypeError(f"unknown store operation {type(op).__name__}")
 
     def _append(self, conn: sqlite3.Connection, ops: Sequence[Append]) -> list[AppendOutcome]:
@@ -302,37 +342,15 @@ class SQLiteStore:
         ids = msgspec.json.encode(list({op.instance_id for op in ops})).decode()
         fences = {iid: (token, cancel) for iid, token, cancel in conn.execute(Q["instance_fences"], (ids,))}
         outcomes: list[AppendOutcome] = []
-        entries: list[tuple[Any, ...]] = []
-        retries: list[tuple[Any, ...]] = []
-        clears: list[tuple[str]] = []
-        updates: list[tuple[Any, ...]] = []
+        rows = _AppendRows()
         for op in ops:
-            iid = op.instance_id
-            fence = fences.get(iid)
+            fence = fences.get(op.instance_id)
             if fence is None or fence[0] != op.token:
                 outcomes.append(AppendOutcome(ok=False))
-                continue
-            outcomes.append(AppendOutcome(ok=True, cancel_requested=bool(fence[1])))
-            entries.extend(
-                (iid, e.position, e.kind, e.name, int(e.ok), e.result, e.input, e.attempts, e.started_at, e.ended_at)
-                for e in op.entries
-            )
-            retries.extend((iid, r.position, r.attempts, r.last_error, r.next_at) for r in op.retries)
-            u = op.update
-            if u is not None:
-                if u.clear_retries:
-                    clears.append((iid,))
-                updates.append(
-                    (u.status.value, u.updated_at, u.output, u.error, u.wake_at, u.owner, u.park_reason, iid, op.token)
-                )
-        if entries:
-            conn.executemany(Q["journal_insert"], entries)
-        if retries:
-            conn.executemany(Q["retry_upsert"], retries)
-        if clears:  # after the upserts: an instance that ended keeps no retry state
-            conn.executemany(Q["retries_clear"], clears)
-        if updates:
-            conn.executemany(Q["instance_update"], updates)
+            else:
+                outcomes.append(AppendOutcome(ok=True, cancel_requested=bool(fence[1])))
+                rows.add(op)
+        rows.write(conn)
         return outcomes
 
     def _claim(self, conn: sqlite3.Connection, op: Claim) -> list[InstanceRow]:
@@ -426,6 +444,20 @@ class SQLiteStore:
 
         return await self._read(q, "schema_version")
 
+    async def next_message(self, instance_id: str, topic: str) -> tuple[int, bytes] | None:
+        def q(c: sqlite3.Connection) -> tuple[int, bytes] | None:
+            row = c.execute(Q["message_next"], (instance_id, topic)).fetchone()
+            return None if row is None else (int(row[0]), bytes(row[1]))
+
+        return await self._read(q, "next_message")
+
+    async def get_event(self, instance_id: str, key: str) -> bytes | None:
+        def q(c: sqlite3.Connection) -> bytes | None:
+            row = c.execute(Q["event_get"], (instance_id, key)).fetchone()
+            return None if row is None else bytes(row[0])
+
+        return await self._read(q, "get_event")
+
 
 def _parse_cursor(cursor: str | None) -> int:
     if cursor is None:
@@ -433,3 +465,4 @@ def _parse_cursor(cursor: str | None) -> int:
     if not isinstance(cursor, str) or not cursor.startswith("s") or not cursor[1:].isdigit():
         raise InvalidArgument(f"invalid cursor {cursor!r}; pass back the cursor a listing returned")
     return int(cursor[1:])
+

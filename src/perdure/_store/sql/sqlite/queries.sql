@@ -20,7 +20,8 @@ SELECT id, token, cancel_requested FROM instances WHERE id IN (SELECT value FROM
 
 -- name: instance_update
 UPDATE instances
-SET status = ?, updated_at = ?, output = ?, error = ?, wake_at = ?, owner = ?, park_reason = ?
+SET status = ?, updated_at = ?, output = ?, error = ?, wake_at = ?, owner = ?, park_reason = ?,
+    waiting_topic = ?
 WHERE id = ? AND token = ?;
 
 -- name: journal_insert
@@ -38,7 +39,8 @@ SET attempts = excluded.attempts, last_error = excluded.last_error, next_at = ex
 DELETE FROM retries WHERE instance_id = ?;
 
 -- name: claim_repeat
-SELECT * FROM instances WHERE owner = ? AND claim_id = ?;
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, seq
+FROM instances WHERE owner = ? AND claim_id = ?;
 
 -- name: claim_ready
 -- Ready: pending/waiting and due, or running under an executor whose lease expired.
@@ -54,7 +56,7 @@ WHERE id IN (
     ORDER BY i.wake_at
     LIMIT :limit
 )
-RETURNING *;
+RETURNING id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, seq;
 
 -- name: claim_ready_only
 UPDATE instances
@@ -65,7 +67,7 @@ WHERE id IN (SELECT value FROM json_each(:ids))
   AND ((status IN ('pending', 'waiting') AND wake_at <= :now)
        OR (status = 'running' AND owner IN (
                SELECT e.id FROM executors AS e WHERE e.expires_at < :now)))
-RETURNING *;
+RETURNING id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, seq;
 
 -- name: executor_beat
 INSERT INTO executors (id, host, pid, expires_at) VALUES (?, ?, ?, ?)
@@ -97,7 +99,8 @@ WHERE id = ? AND status = 'parked';
 SELECT status FROM instances WHERE id = ?;
 
 -- name: instance_get
-SELECT * FROM instances WHERE id = ?;
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, seq
+FROM instances WHERE id = ?;
 
 -- name: journal_load
 SELECT position, kind, name, ok, result, input, attempts, started_at, ended_at
@@ -109,9 +112,44 @@ ORDER BY position;
 
 -- name: instance_list
 -- Newest first; the cursor is the last seq seen.
-SELECT * FROM instances
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, seq
+FROM instances
 WHERE (:status IS NULL OR status = :status)
   AND (:name IS NULL OR name = :name)
   AND seq < :before
 ORDER BY seq DESC
 LIMIT :limit;
+
+-- name: message_insert
+-- Sequence numbers per (instance, topic) follow commit order; a repeated sender key is ignored.
+INSERT OR IGNORE INTO messages (instance_id, topic, seq, payload, sender_key, created_at)
+VALUES (:target, :topic,
+        (SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE instance_id = :target AND topic = :topic),
+        :payload, :sender_key, :now);
+
+-- name: message_wake
+-- A message on the topic a waiting instance waits for makes it due now.
+UPDATE instances SET wake_at = :now
+WHERE id = :target AND status = 'waiting' AND waiting_topic = :topic;
+
+-- name: waiting_recheck
+-- Closes the race between "no message yet" and "now waiting": a message already there wakes it.
+UPDATE instances SET wake_at = :now
+WHERE id = :id AND status = 'waiting' AND waiting_topic IS NOT NULL
+  AND EXISTS (SELECT 1 FROM messages AS m
+              WHERE m.instance_id = :id AND m.topic = instances.waiting_topic AND m.consumed = 0);
+
+-- name: message_consume
+UPDATE messages SET consumed = 1 WHERE instance_id = ? AND topic = ? AND seq = ?;
+
+-- name: message_next
+SELECT seq, payload FROM messages
+WHERE instance_id = ? AND topic = ? AND consumed = 0
+ORDER BY seq LIMIT 1;
+
+-- name: event_set
+INSERT INTO events (instance_id, key, value, updated_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (instance_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at;
+
+-- name: event_get
+SELECT value FROM events WHERE instance_id = ? AND key = ?;
