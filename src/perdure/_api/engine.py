@@ -163,8 +163,11 @@ class Engine:
             raise InvalidState("this Engine was closed; make a new one")
         await self._store.open()
         self._opened = True
-        self._writer = Writer(self._store)
-        self._writer.start()
+        self._writer = writer = Writer(self._store)
+        writer.start()
+        bind = getattr(self.clock, "bind", None)
+        if bind is not None:  # a virtual clock jumps only while nothing is committed
+            bind(lambda: writer.commits)
         if self._run_executor:
             self._pools = [
                 ThreadPoolExecutor(self._threads[0], thread_name_prefix="perdure-workflow"),

@@ -152,6 +152,9 @@ class Claim(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     executor: str
     claim_id: str
     now: float
+    """Durable time: instances with ``wake_at <= now`` are due."""
+    lease_now: float
+    """Real time: executors whose lease expired before it are dead."""
     limit: int
     only: tuple[str, ...] = ()
     """If given, claim only these ids (a targeted claim, e.g. after resume)."""

@@ -29,6 +29,7 @@ from perdure._model.records import (
     InstanceUpdate,
     Status,
 )
+from perdure._runtime.clock import SystemClock
 from perdure._runtime.leases import LocalLock, host_name
 from perdure._runtime.runner import Activation, End, Runtime, load
 
@@ -48,6 +49,8 @@ class Executor:
         on_end: Callable[[str], None] = lambda _id: None,
     ) -> None:
         self.rt = rt
+        self.real = SystemClock()
+        """Leases and polls run on real time even when durable time is virtual."""
         self.id = f"ex-{uuid.uuid4().hex[:12]}"
         self.host = host_name()
         self.lease_ttl = lease_ttl
@@ -103,13 +106,13 @@ class Executor:
 
     async def _beat(self) -> None:
         beat = Beat(
-            executor=self.id, host=self.host, pid=os.getpid(), expires_at=self.rt.clock.now() + self.lease_ttl
+            executor=self.id, host=self.host, pid=os.getpid(), expires_at=self.real.now() + self.lease_ttl
         )
         await self.rt.writer.submit((beat,))
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            await self.rt.clock.sleep_until(self.rt.clock.now() + self.lease_ttl / 3)
+            await self.real.sleep_until(self.real.now() + self.lease_ttl / 3)
             try:
                 await self._beat()
                 await self._reap()
@@ -120,7 +123,7 @@ class Executor:
         """Expire executors on this machine whose process is gone (their lock is free)."""
         if self._lock_dir is None:
             return
-        now = self.rt.clock.now()
+        now = self.real.now()
         for row in await self.rt.store.list_executors():
             if row.expires_at < now or row.id == self.id or row.host != self.host:
                 continue  # expired already (claimable), ourselves, or another machine's
@@ -143,10 +146,16 @@ class Executor:
                 await self._claim_and_run()
             except StoreError as exc:
                 log.warning("claiming failed: %s", exc)
-            until = clock.now() + self.poll_interval
+            # Wake at the next local timer (durable time), the poll (real time: work other
+            # processes start), or a nudge, whichever comes first.
+            waits = [asyncio.ensure_future(self.real.sleep_until(self.real.now() + self.poll_interval, self._nudge))]
             if self._timers:
-                until = min(until, self._timers[0][0])
-            await clock.sleep_until(until, self._nudge)
+                waits.append(asyncio.ensure_future(clock.sleep_until(self._timers[0][0], self._nudge)))
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
             now = clock.now()
             while self._timers and self._timers[0][0] <= now:
                 heapq.heappop(self._timers)
@@ -156,7 +165,11 @@ class Executor:
         if room <= 0:
             return
         claim = Claim(
-            executor=self.id, claim_id=uuid.uuid4().hex, now=self.rt.clock.now(), limit=min(room, 1000)
+            executor=self.id,
+            claim_id=uuid.uuid4().hex,
+            now=self.rt.clock.now(),
+            lease_now=self.real.now(),
+            limit=min(room, 1000),
         )
         rows = (await self.rt.writer.submit((claim,)))[0]
         assert isinstance(rows, list)

@@ -361,6 +361,7 @@ class SQLiteStore:
             "executor": op.executor,
             "claim_id": op.claim_id,
             "now": op.now,
+            "lease_now": op.lease_now,
             "limit": op.limit,
         }
         if op.only:

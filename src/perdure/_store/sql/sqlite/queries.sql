@@ -52,7 +52,7 @@ WHERE id IN (
     SELECT i.id FROM instances AS i
     WHERE (i.status IN ('pending', 'waiting') AND i.wake_at <= :now)
        OR (i.status = 'running' AND i.owner IN (
-               SELECT e.id FROM executors AS e WHERE e.expires_at < :now))
+               SELECT e.id FROM executors AS e WHERE e.expires_at < :lease_now))
     ORDER BY i.wake_at
     LIMIT :limit
 )
@@ -66,7 +66,7 @@ SET recoveries = recoveries + (status = 'running'),
 WHERE id IN (SELECT value FROM json_each(:ids))
   AND ((status IN ('pending', 'waiting') AND wake_at <= :now)
        OR (status = 'running' AND owner IN (
-               SELECT e.id FROM executors AS e WHERE e.expires_at < :now)))
+               SELECT e.id FROM executors AS e WHERE e.expires_at < :lease_now)))
 RETURNING id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, seq;
 
 -- name: executor_beat
