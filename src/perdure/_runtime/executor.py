@@ -91,6 +91,11 @@ class Executor:
         await asyncio.gather(*self._loops, return_exceptions=True)
         if self._tasks:
             crashpoints.hit("shutdown.mid_drain")
+            # Stop each instance at its next operation, once the steps it runs are recorded;
+            # cancelling mid-step would drop results of effects that happen anyway.
+            for act in list(self.active.values()):
+                if act is not None:
+                    act.draining = True
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for act in list(self.active.values()):
                 if act is not None and act.task is not None:
@@ -222,6 +227,7 @@ class Executor:
                 return
             act, args, kwargs = loaded
             self.active[row.id] = act
+            act.draining = self._stopping
             end, wake_at = await act.drive(args, kwargs)
         except asyncio.CancelledError:
             end = await self._release(row)

@@ -148,6 +148,10 @@ class Activation:
         self.retries = {r.position: r for r in retries}
         self.loop = asyncio.get_running_loop()
         self.cancel_requested = row.cancel_requested
+        self._cancel_delivered = False
+        self.suspending: Suspend | None = None
+        self.draining = False
+        """Set by a graceful shutdown: the next operation unloads the instance (its steps in flight are recorded first)."""
         self.broken: BaseException | None = None
         """Set when replay went wrong or the claim was lost: every later operation re-raises it."""
         self._inflight = 0
@@ -160,16 +164,40 @@ class Activation:
     def check(self) -> None:
         if self.broken is not None:
             raise self.broken
-        if self.cancel_requested and self.defn.is_async is False:
+        if self.suspending is not None:
+            # Unwinding to unload: ``finally`` blocks must not record anything now; they
+            # run for real when the code runs again.
+            raise self.suspending
+        if self.draining:
+            self.suspend(self.rt.clock.now())
+
+    def suspend(self, wake_at: float | None, topic: str | None = None) -> NoReturn:
+        """Unload the instance: raise ``Suspend``, and again at every later operation."""
+        self.suspending = Suspend(wake_at, topic)
+        raise self.suspending
+
+    def deliver_cancel(self) -> None:
+        """Raise the pending cancellation here, once: at a new operation or a wait.
+
+        Replayed operations never raise it, so the code reaches the point where it
+        was; after it, ``finally`` blocks may still run durable operations.
+        """
+        if self.cancel_requested and not self._cancel_delivered:
+            self._cancel_delivered = True
+            if self.defn.is_async:
+                raise asyncio.CancelledError(f"workflow {self.id!r} was cancelled")
             raise WorkflowCancelled(self.id)
 
     def take(self, kind: str, name: str) -> tuple[int, JournalEntry | None]:
         self.check()
         try:
-            return self.cursor.next(kind, name)
+            pos, entry = self.cursor.next(kind, name)
         except NonDeterminismError as exc:
             self.broken = exc
             raise
+        if entry is None:
+            self.deliver_cancel()
+        return pos, entry
 
     def blocking(self, coro: Coroutine[Any, Any, T]) -> T:
         """From a ``def`` workflow's thread: run ``coro`` on the loop and wait for it."""
@@ -235,13 +263,15 @@ class Activation:
         if self.cancel_requested:
             return
         self.cancel_requested = True
-        if self.task is not None and self.defn.is_async:
+        if self.task is not None and self.defn.is_async and not self.task.done():
+            self._cancel_delivered = True
             self.task.cancel()
 
     async def wait_until(self, when: float) -> None:
         """Wait for ``when``: in memory if it is near, else unload the instance until then."""
+        self.deliver_cancel()
         if when - self.rt.clock.now() > self.rt.unload_after:
-            raise Suspend(when)
+            self.suspend(when)
         await self.rt.clock.sleep_until(when)
 
     # --- steps -----------------------------------------------------------------
@@ -463,7 +493,7 @@ class Activation:
             await self.append(Append(instance_id=self.id, token=self.token,
                                      entries=(self._entry(pos, "recv", topic, None),)))  # fmt: skip
             return None
-        raise Suspend(deadline, topic)
+        self.suspend(deadline, topic)
 
     def set_event(self, key: str, value: Any) -> None:
         """Publish ``value`` under ``key``, readable from outside; recorded with its entry."""

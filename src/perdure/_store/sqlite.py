@@ -316,7 +316,7 @@ class SQLiteStore:
             conn.execute(Q["executor_expire"], (op.executor,))
             return None
         if isinstance(op, RequestCancel):
-            row = conn.execute(Q["cancel_request"], (op.now, op.instance_id)).fetchone()
+            row = conn.execute(Q["cancel_request"], {"now": op.now, "id": op.instance_id}).fetchone()
             if row is not None:
                 return Status(row[0])
             found = conn.execute(Q["status_of"], (op.instance_id,)).fetchone()

@@ -81,12 +81,15 @@ UPDATE executors SET expires_at = 0 WHERE id = ?;
 SELECT id, host, pid, expires_at FROM executors ORDER BY id;
 
 -- name: cancel_request
+-- Never started (pending) or stopped (parked): cancelled at once. Waiting: due now, so that
+-- it runs, meets the cancellation at its wait, and can clean up. Running: told at its next commit.
 UPDATE instances
 SET cancel_requested = 1,
-    status = CASE WHEN status IN ('pending', 'waiting', 'parked') THEN 'cancelled' ELSE status END,
-    owner = CASE WHEN status IN ('pending', 'waiting', 'parked') THEN NULL ELSE owner END,
-    updated_at = ?
-WHERE id = ? AND status NOT IN ('completed', 'failed', 'cancelled')
+    status = CASE WHEN status IN ('pending', 'parked') THEN 'cancelled' ELSE status END,
+    owner = CASE WHEN status IN ('pending', 'parked') THEN NULL ELSE owner END,
+    wake_at = CASE WHEN status = 'waiting' THEN :now ELSE wake_at END,
+    updated_at = :now
+WHERE id = :id AND status NOT IN ('completed', 'failed', 'cancelled')
 RETURNING status;
 
 -- name: resume
