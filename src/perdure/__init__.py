@@ -20,8 +20,16 @@ Users import ``perdure`` only; everything under ``_`` may move.
 
 from perdure._api.decorators import Step, Workflow, step, workflow
 from perdure._api.engine import Engine
-from perdure._api.handles import ErrorDetails, HistoryEntry, WorkflowHandle, WorkflowInfo, WorkflowPage
+from perdure._api.handles import (
+    ErrorDetails,
+    HistoryEntry,
+    RunInfo,
+    WorkflowHandle,
+    WorkflowInfo,
+    WorkflowPage,
+)
 from perdure._api.ops import (
+    continue_as_new,
     idempotency_key,
     now,
     random,
@@ -75,6 +83,7 @@ __all__ = [
     "Registry",
     "ResultTimeout",
     "RetryPolicy",
+    "RunInfo",
     "StaleClaim",
     "Status",
     "Step",
@@ -91,6 +100,7 @@ __all__ = [
     "WorkflowHandle",
     "WorkflowInfo",
     "WorkflowPage",
+    "continue_as_new",
     "idempotency_key",
     "now",
     "random",

@@ -16,7 +16,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from perdure._api.decorators import Workflow
-from perdure._api.handles import HistoryEntry, WorkflowHandle, WorkflowInfo, WorkflowPage
+from perdure._api.handles import HistoryEntry, RunInfo, WorkflowHandle, WorkflowInfo, WorkflowPage
+from perdure._api.ops import encode_arguments
 from perdure._codec import serializer
 from perdure._journal.writer import Writer
 from perdure._model import crashpoints
@@ -269,7 +270,7 @@ class Engine:
         """
         writer = self._ready()
         defn = self._definition(workflow)
-        data = _encode_arguments(defn, args, kwargs)
+        data = encode_arguments(defn, args, kwargs)
         wid = check_name("workflow id", id) if id is not None else uuid.uuid4().hex
         now = self.clock.now()
         ex = self._executor
@@ -325,6 +326,11 @@ class Engine:
         """The journal: one entry per recorded operation, in position order."""
         await self._row(workflow_id)
         return [HistoryEntry.of(e) for e in await self._store.load_journal(workflow_id)]
+
+    async def runs(self, workflow_id: str) -> list[RunInfo]:
+        """The runs that ended by continuing as new, oldest first."""
+        await self._row(workflow_id)
+        return [RunInfo.of(r) for r in await self._store.load_runs(workflow_id)]
 
     async def list(
         self,
@@ -489,22 +495,3 @@ class Engine:
 def _check_timeout(timeout: float | None) -> None:
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
         raise InvalidArgument(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}")
-
-
-def _encode_arguments(defn: Definition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-    try:
-        bound = defn.signature.bind(*args, **kwargs)
-    except TypeError as exc:
-        raise InvalidArgument(f"wrong arguments for workflow {defn.name!r}{defn.signature}: {exc}") from None
-    try:
-        return serializer.encode_input(bound.arguments)
-    except (TypeError, OverflowError):
-        for arg_name, value in bound.arguments.items():
-            try:
-                serializer.encode(value)
-            except (TypeError, OverflowError) as exc:
-                raise InvalidArgument(
-                    f"argument {arg_name!r} of workflow {defn.name!r} cannot be serialized: {exc}; "
-                    "pass JSON-like values, dataclasses, msgspec Structs, datetimes, UUIDs or bytes"
-                ) from None
-        raise

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from perdure._codec import serializer
-from perdure._model.records import InstanceRow, JournalEntry, Status
+from perdure._model.records import InstanceRow, JournalEntry, RunRow, Status
 
 if TYPE_CHECKING:
     from perdure._api.engine import Engine
@@ -45,6 +45,8 @@ class WorkflowInfo:
     park_reason: str | None
     error: ErrorDetails | None
     """For failed workflows: what was raised."""
+    run: int
+    """How many times it continued as new (0: the first run)."""
 
     @classmethod
     def of(cls, row: InstanceRow) -> WorkflowInfo:
@@ -57,6 +59,7 @@ class WorkflowInfo:
             updated_at=datetime.fromtimestamp(row.updated_at, UTC),
             wake_at=_time(row.wake_at) if row.status is Status.WAITING else None,
             recoveries=row.recoveries,
+            run=row.run,
             park_reason=row.park_reason,
             error=ErrorDetails(type=err.type, message=err.message, traceback=err.traceback) if err else None,
         )
@@ -96,6 +99,23 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunInfo:
+    """A run that ended by continuing as new."""
+
+    run: int
+    input: Any
+    """Its arguments (plain JSON form)."""
+    steps: int
+    """Journal entries it recorded."""
+    ended_at: datetime
+
+    @classmethod
+    def of(cls, r: RunRow) -> RunInfo:
+        return cls(run=r.run, input=serializer.decode(r.input), steps=r.steps,
+                   ended_at=datetime.fromtimestamp(r.ended_at, UTC))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowPage:
     """One page of ``engine.list``; pass ``cursor`` back for the next (None: last page)."""
 
@@ -125,6 +145,10 @@ class WorkflowHandle(Generic[R]):
 
     async def history(self) -> list[HistoryEntry]:
         return await self._engine.history(self.id)
+
+    async def runs(self) -> list[RunInfo]:
+        """The runs before the current one, if it continued as new; oldest first."""
+        return await self._engine.runs(self.id)
 
     async def send(self, topic: str, value: Any, *, idempotency_key: str | None = None) -> None:
         """Send ``value`` to this workflow on ``topic``; see ``Engine.send``."""

@@ -11,9 +11,10 @@ import random as _random
 import uuid as _uuid
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
-from perdure._model.definitions import check_name
+from perdure._codec import serializer
+from perdure._model.definitions import Definition, check_name
 from perdure._model.errors import InvalidArgument, OutsideWorkflow
 from perdure._runtime import context
 
@@ -123,3 +124,34 @@ def _seconds(what: str, value: float | timedelta) -> float:
     if seconds < 0:
         raise InvalidArgument(f"{what} must be >= 0, got {value!r}")
     return float(seconds)
+
+
+def continue_as_new(*args: Any, **kwargs: Any) -> NoReturn:
+    """End this run and start the workflow again, same id, with these arguments.
+
+    The new run begins with an empty journal, so a loop that never ends (a poller,
+    an entity) keeps a bounded history; ``handle.runs()`` lists the runs before.
+    Unconsumed messages and published events carry over.
+    """
+    act = context.require_activation("perdure.continue_as_new()")
+    act.continue_as_new(encode_arguments(act.defn, args, kwargs))
+
+
+def encode_arguments(defn: Definition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    """The input payload of ``defn(*args, **kwargs)``; ``InvalidArgument`` naming what is wrong."""
+    try:
+        bound = defn.signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise InvalidArgument(f"wrong arguments for workflow {defn.name!r}{defn.signature}: {exc}") from None
+    try:
+        return serializer.encode_input(bound.arguments)
+    except (TypeError, OverflowError):
+        for arg_name, value in bound.arguments.items():
+            try:
+                serializer.encode(value)
+            except (TypeError, OverflowError) as exc:
+                raise InvalidArgument(
+                    f"argument {arg_name!r} of workflow {defn.name!r} cannot be serialized: {exc}; "
+                    "pass JSON-like values, dataclasses, msgspec Structs, datetimes, UUIDs or bytes"
+                ) from None
+        raise

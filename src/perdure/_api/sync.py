@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from perdure._api.decorators import Workflow
-from perdure._api.handles import HistoryEntry, WorkflowHandle, WorkflowInfo, WorkflowPage
+from perdure._api.handles import HistoryEntry, RunInfo, WorkflowHandle, WorkflowInfo, WorkflowPage
 from perdure._model.errors import InvalidState
 from perdure._model.records import Status
 
@@ -74,6 +74,9 @@ class SyncHandle(Generic[R]):
 
     def history(self) -> list[HistoryEntry]:
         return self._portal.call(self._handle.history)
+
+    def runs(self) -> list[RunInfo]:
+        return self._portal.call(self._handle.runs)
 
     def send(self, topic: str, value: Any, *, idempotency_key: str | None = None) -> None:
         self._portal.call(self._handle.send, topic, value, idempotency_key=idempotency_key)
@@ -138,6 +141,9 @@ class SyncEngine:
 
     def history(self, workflow_id: str) -> list[HistoryEntry]:
         return self._portal.call(self.engine.history, workflow_id)
+
+    def runs(self, workflow_id: str) -> list[RunInfo]:
+        return self._portal.call(self.engine.runs, workflow_id)
 
     def list(
         self,

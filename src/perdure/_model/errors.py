@@ -25,9 +25,9 @@
 Each class carries the HTTP status and CLI exit code it maps to, so the server and
 the CLI turn errors into responses in one place.
 
-``Suspend`` is not an error: it is internal control flow that unloads an instance
-while it waits, and derives from ``BaseException`` so ``except Exception`` in user
-code cannot swallow it.
+``Suspend`` and ``ContinueAsNew`` are not errors: they are internal control flow
+(unload an instance while it waits; start its next run) and derive from
+``BaseException`` so ``except Exception`` in user code cannot swallow them.
 """
 
 from __future__ import annotations
@@ -184,3 +184,14 @@ class Suspend(BaseException):
         self.wake_at = wake_at
         self.topic = topic
         super().__init__(wake_at, topic)
+
+
+class ContinueAsNew(BaseException):
+    """Ends the current run and starts the workflow again under the same id with ``input``.
+
+    Raised by ``perdure.continue_as_new``; never seen by user code.
+    """
+
+    def __init__(self, input: bytes) -> None:  # noqa: A002 - the run's input
+        self.input = input
+        super().__init__()

@@ -51,6 +51,10 @@ class InstanceRow(msgspec.Struct, frozen=True, kw_only=True):
     cancel_requested: bool = False
     waiting_topic: str | None = None
     """The message topic a waiting instance waits on, if any."""
+    run: int = 0
+    """How many times it continued as new."""
+    run_input: bytes | None = None
+    """The current run's input, if it continued as new (``input`` stays the first)."""
 
 
 class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,6 +97,8 @@ class InstanceUpdate(msgspec.Struct, frozen=True, kw_only=True):
     park_reason: str | None = None
     waiting_topic: str | None = None
     clear_retries: bool = False
+    new_run_input: bytes | None = None
+    """Continue as new with this input: the run is archived and its journal dropped."""
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True):
@@ -201,6 +207,15 @@ class Send(msgspec.Struct, frozen=True, tag=True, kw_only=True):
 
 Op = CreateInstance | Append | Claim | Beat | ExpireExecutor | RequestCancel | Resume | Send
 Outcome = bool | AppendOutcome | list[InstanceRow] | Status | None
+
+
+class RunRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A finished run of an instance that continued as new."""
+
+    run: int
+    input: bytes
+    steps: int
+    ended_at: float
 
 
 class ExecutorRow(msgspec.Struct, frozen=True, kw_only=True):

@@ -29,6 +29,7 @@ from perdure._journal.writer import Writer
 from perdure._model import crashpoints
 from perdure._model.definitions import Definition, Kind, Registry
 from perdure._model.errors import (
+    ContinueAsNew,
     InvalidState,
     NonDeterminismError,
     NotFound,
@@ -149,7 +150,7 @@ class Activation:
         self.loop = asyncio.get_running_loop()
         self.cancel_requested = row.cancel_requested
         self._cancel_delivered = False
-        self.suspending: Suspend | None = None
+        self.suspending: Suspend | ContinueAsNew | None = None
         self.draining = False
         """Set by a graceful shutdown: the next operation unloads the instance (its steps in flight are recorded first)."""
         self.broken: BaseException | None = None
@@ -174,6 +175,12 @@ class Activation:
     def suspend(self, wake_at: float | None, topic: str | None = None) -> NoReturn:
         """Unload the instance: raise ``Suspend``, and again at every later operation."""
         self.suspending = Suspend(wake_at, topic)
+        raise self.suspending
+
+    def continue_as_new(self, data: bytes) -> NoReturn:
+        """End this run; the next starts from the top with ``data`` and an empty journal."""
+        self.check()
+        self.suspending = ContinueAsNew(data)
         raise self.suspending
 
     def deliver_cancel(self) -> None:
@@ -517,15 +524,16 @@ class Activation:
             self.cursor.finish()
         except Suspend as s:
             return await self._finish(Status.WAITING, wake_at=s.wake_at, waiting_topic=s.topic), s.wake_at
+        except ContinueAsNew as c:
+            now = self.rt.clock.now()
+            return await self._finish(Status.WAITING, wake_at=now, new_run_input=c.input), now
         except NonDeterminismError as exc:
             return await self._park(f"NonDeterminismError: {exc}"), None
         except StaleClaim:
             return End.STALE, None
-        except asyncio.CancelledError:
-            if not self.cancel_requested:
-                raise
-            return await self._finish(Status.CANCELLED), None
-        except WorkflowCancelled:
+        except (asyncio.CancelledError, WorkflowCancelled) as exc:
+            if isinstance(exc, asyncio.CancelledError) and not self.cancel_requested:
+                raise  # the executor is stopping, not a cancellation of this workflow
             return await self._finish(Status.CANCELLED), None
         except PerdureError as exc:
             if exc is self.broken:  # a store failure seen by an operation, not the user's error
@@ -564,6 +572,7 @@ class Activation:
         wake_at: float | None = None,
         park_reason: str | None = None,
         waiting_topic: str | None = None,
+        new_run_input: bytes | None = None,
     ) -> End:
         # Steps the code started but never awaited still commit under this claim: let
         # them land before the end is recorded, so nothing follows it in the journal.
@@ -577,6 +586,7 @@ class Activation:
             owner=None,
             park_reason=park_reason,
             waiting_topic=waiting_topic,
+            new_run_input=new_run_input,
             clear_retries=status in (Status.COMPLETED, Status.FAILED, Status.CANCELLED),
         )
         outcome = (
@@ -628,7 +638,7 @@ async def load(
     except JournalGap as exc:
         return f"broken invariant: {exc}"
     try:
-        args, kwargs = decode_input(rt, defn, row.input)
+        args, kwargs = decode_input(rt, defn, row.run_input or row.input)
     except Exception as exc:  # noqa: BLE001 - any decode failure parks with its reason
         return f"cannot decode the input for the current code of {row.name!r}: {exc}"
     return Activation(rt, row, defn, cursor, retries), args, kwargs

@@ -26,6 +26,7 @@ from perdure._model.records import (
     Outcome,
     Page,
     RetryState,
+    RunRow,
     Status,
 )
 from perdure._store.protocol import Store
@@ -118,3 +119,6 @@ class FaultyStore:
 
     async def get_event(self, instance_id: str, key: str) -> bytes | None:
         return await self._call(lambda: self.inner.get_event(instance_id, key), writes=False)
+
+    async def load_runs(self, instance_id: str) -> list[RunRow]:
+        return await self._call(lambda: self.inner.load_runs(instance_id), writes=False)

@@ -20,6 +20,7 @@ from perdure._model.records import (
     Outcome,
     Page,
     RetryState,
+    RunRow,
     Status,
 )
 
@@ -57,3 +58,6 @@ class Store(Protocol):
 
     async def get_event(self, instance_id: str, key: str) -> bytes | None:
         """The latest value the instance published under ``key``."""
+
+    async def load_runs(self, instance_id: str) -> list[RunRow]:
+        """The runs an instance finished by continuing as new, oldest first."""

@@ -23,6 +23,7 @@ from perdure._model.records import (
     Outcome,
     Page,
     RetryState,
+    RunRow,
     Status,
 )
 from perdure._store.protocol import Store
@@ -95,3 +96,6 @@ class RetryingStore:
 
     async def get_event(self, instance_id: str, key: str) -> bytes | None:
         return await self._retry(lambda: self.inner.get_event(instance_id, key))
+
+    async def load_runs(self, instance_id: str) -> list[RunRow]:
+        return await self._retry(lambda: self.inner.load_runs(instance_id))

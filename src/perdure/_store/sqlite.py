@@ -44,6 +44,7 @@ from perdure._model.records import (
     RequestCancel,
     Resume,
     RetryState,
+    RunRow,
     Send,
     Status,
 )
@@ -97,11 +98,12 @@ def _map_error(exc: sqlite3.Error, where: str) -> StoreError:
 def _row(values: Sequence[Any]) -> InstanceRow:
     # The column order of every instance query in queries.sql; seq (last) stays internal.
     (iid, name, status, inp, out, err, created, updated, wake, owner, token, recov, park, cancel, topic,
-     _seq) = values  # fmt: skip
+     run, run_input, _seq) = values  # fmt: skip
     return InstanceRow(
         id=iid, name=name, status=Status(status), input=inp, output=out, error=err,
         created_at=created, updated_at=updated, wake_at=wake, owner=owner, token=token,
         recoveries=recov, park_reason=park, cancel_requested=bool(cancel), waiting_topic=topic,
+        run=run, run_input=run_input,
     )  # fmt: skip
 
 
@@ -117,6 +119,7 @@ class _AppendRows:
         self.consumes: list[tuple[str, str, int]] = []
         self.events: list[tuple[str, str, bytes, float]] = []
         self.waiting: list[dict[str, Any]] = []
+        self.new_runs: list[dict[str, Any]] = []
 
     def add(self, op: Append) -> None:
         iid = op.instance_id
@@ -134,6 +137,8 @@ class _AppendRows:
                 self.clears.append((iid,))
             if u.waiting_topic is not None:
                 self.waiting.append({"id": iid, "now": u.updated_at})
+            if u.new_run_input is not None:
+                self.new_runs.append({"id": iid, "now": u.updated_at, "input": u.new_run_input})
             self.updates.append(
                 (u.status.value, u.updated_at, u.output, u.error, u.wake_at, u.owner, u.park_reason,
                  u.waiting_topic, iid, op.token)
@@ -150,6 +155,9 @@ class _AppendRows:
         conn.executemany(Q["event_set"], self.events)
         # After the updates: a message that came before the wait began wakes it now.
         conn.executemany(Q["waiting_recheck"], self.waiting)
+        # Continue-as-new, last: the ending run's journal (this batch's entries too) goes.
+        for query in ("run_archive", "run_clear_journal", "run_clear_retries", "run_next"):
+            conn.executemany(Q[query], self.new_runs)
 
 
 def _message_row(m: Message) -> dict[str, Any]:
@@ -451,6 +459,14 @@ class SQLiteStore:
             return None if row is None else (int(row[0]), bytes(row[1]))
 
         return await self._read(q, "next_message")
+
+    async def load_runs(self, instance_id: str) -> list[RunRow]:
+        def q(c: sqlite3.Connection) -> list[RunRow]:
+            return [
+                RunRow(run=r, input=i, steps=n, ended_at=e) for r, i, n, e in c.execute(Q["runs_load"], (instance_id,))
+            ]
+
+        return await self._read(q, "load_runs")
 
     async def get_event(self, instance_id: str, key: str) -> bytes | None:
         def q(c: sqlite3.Connection) -> bytes | None:

@@ -39,7 +39,7 @@ SET attempts = excluded.attempts, last_error = excluded.last_error, next_at = ex
 DELETE FROM retries WHERE instance_id = ?;
 
 -- name: claim_repeat
-SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, seq
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, seq
 FROM instances WHERE owner = ? AND claim_id = ?;
 
 -- name: claim_ready
@@ -56,7 +56,7 @@ WHERE id IN (
     ORDER BY i.wake_at
     LIMIT :limit
 )
-RETURNING id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, seq;
+RETURNING id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, seq;
 
 -- name: claim_ready_only
 UPDATE instances
@@ -67,7 +67,7 @@ WHERE id IN (SELECT value FROM json_each(:ids))
   AND ((status IN ('pending', 'waiting') AND wake_at <= :now)
        OR (status = 'running' AND owner IN (
                SELECT e.id FROM executors AS e WHERE e.expires_at < :lease_now)))
-RETURNING id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, seq;
+RETURNING id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, seq;
 
 -- name: executor_beat
 INSERT INTO executors (id, host, pid, expires_at) VALUES (?, ?, ?, ?)
@@ -102,7 +102,7 @@ WHERE id = ? AND status = 'parked';
 SELECT status FROM instances WHERE id = ?;
 
 -- name: instance_get
-SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, seq
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, seq
 FROM instances WHERE id = ?;
 
 -- name: journal_load
@@ -115,7 +115,7 @@ ORDER BY position;
 
 -- name: instance_list
 -- Newest first; the cursor is the last seq seen.
-SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, seq
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, seq
 FROM instances
 WHERE (:status IS NULL OR status = :status)
   AND (:name IS NULL OR name = :name)
@@ -156,3 +156,21 @@ ON CONFLICT (instance_id, key) DO UPDATE SET value = excluded.value, updated_at 
 
 -- name: event_get
 SELECT value FROM events WHERE instance_id = ? AND key = ?;
+
+-- name: run_archive
+-- The run that ends: its input and journal length, before the journal goes.
+INSERT OR IGNORE INTO runs (instance_id, run, input, steps, ended_at)
+SELECT id, run, coalesce(run_input, input), (SELECT count(*) FROM journal WHERE instance_id = :id), :now
+FROM instances WHERE id = :id;
+
+-- name: run_clear_journal
+DELETE FROM journal WHERE instance_id = :id;
+
+-- name: run_clear_retries
+DELETE FROM retries WHERE instance_id = :id;
+
+-- name: run_next
+UPDATE instances SET run = run + 1, run_input = :input WHERE id = :id;
+
+-- name: runs_load
+SELECT run, input, steps, ended_at FROM runs WHERE instance_id = ? ORDER BY run;
