@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,10 +23,9 @@ def registry() -> perdure.Registry:
 
 
 @pytest.fixture(autouse=True)
-def _no_inherited_faults(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_inherited_faults(monkeypatch: pytest.MonkeyPatch) -> None:
     # Crash points armed in the developer's shell must not kill the test runner.
     monkeypatch.delenv("PERDURE_CRASHPOINT", raising=False)
-    yield
 
 
 def slow_enabled() -> bool:

@@ -1,0 +1,1 @@
+"""Scenario tests: real worker subprocesses, SIGKILL and crash points, restart, verify."""
