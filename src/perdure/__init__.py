@@ -29,6 +29,7 @@ from perdure._api.handles import (
     WorkflowPage,
 )
 from perdure._api.ops import (
+    ChildHandle,
     continue_as_new,
     idempotency_key,
     now,
@@ -38,6 +39,7 @@ from perdure._api.ops import (
     set_event,
     sleep,
     sleep_until,
+    start_child,
     uuid4,
 )
 from perdure._api.sync import SyncEngine, SyncHandle
@@ -67,6 +69,7 @@ from perdure._model.policies import RetryPolicy
 from perdure._model.records import Status
 
 __all__ = [
+    "ChildHandle",
     "Conflict",
     "Engine",
     "ErrorDetails",
@@ -109,6 +112,7 @@ __all__ = [
     "set_event",
     "sleep",
     "sleep_until",
+    "start_child",
     "step",
     "uuid4",
     "workflow",

@@ -11,12 +11,15 @@ import random as _random
 import uuid as _uuid
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, Generic, Literal, NoReturn, TypeVar, cast
 
+from perdure._api.decorators import Workflow
 from perdure._codec import serializer
-from perdure._model.definitions import Definition, check_name
+from perdure._model.definitions import Definition, Kind, check_name
 from perdure._model.errors import InvalidArgument, OutsideWorkflow
 from perdure._runtime import context
+
+R = TypeVar("R")
 
 
 def now() -> datetime:
@@ -155,3 +158,67 @@ def encode_arguments(defn: Definition, args: tuple[Any, ...], kwargs: dict[str, 
                     "pass JSON-like values, dataclasses, msgspec Structs, datetimes, UUIDs or bytes"
                 ) from None
         raise
+
+
+ParentClose = Literal["terminate", "request_cancel", "abandon"]
+PARENT_CLOSE = ("terminate", "request_cancel", "abandon")
+
+
+class ChildHandle(Generic[R]):
+    """A child workflow, seen from the workflow that started it."""
+
+    __slots__ = ("_type", "id")
+
+    def __init__(self, child_id: str, type_: Any) -> None:
+        self.id = child_id
+        self._type = type_
+
+    def result(self) -> Awaitable[R]:
+        """Wait durably for the child's end: its value, or ``WorkflowFailed`` /
+        ``WorkflowCancelled``. ``await`` it in async workflows."""
+        act = context.require_activation("ChildHandle.result()")
+        outcome: Awaitable[R] = act.child_result(self.id, self._type)
+        return outcome
+
+    def send(self, topic: str, value: Any) -> Awaitable[None]:
+        """Send the child a message; see ``perdure.send``."""
+        return send(self.id, topic, value)
+
+    def __repr__(self) -> str:
+        return f"<ChildHandle {self.id!r}>"
+
+
+def start_child(
+    workflow: Workflow[Any, R],
+    /,
+    *args: Any,
+    id: str | None = None,  # noqa: A002 - the same keyword as Engine.start
+    parent_close: ParentClose = "terminate",
+    **kwargs: Any,
+) -> Awaitable[ChildHandle[R]]:
+    """Start ``workflow(*args, **kwargs)`` as a child of the running workflow, exactly once.
+
+    ``await`` it in async workflows. The child is created in the same commit as the
+    parent's journal entry. ``id`` defaults to one derived from the parent's id and
+    position. ``parent_close`` says what the parent's end does to a child still
+    running: ``terminate`` (cancel it at once), ``request_cancel`` (cancel it and let
+    it clean up) or ``abandon`` (leave it). Cancelling the parent thus reaches it.
+    """
+    act = context.require_activation("perdure.start_child()")
+    if not isinstance(workflow, Workflow):
+        raise InvalidArgument(f"start_child() takes a @perdure.workflow function, got {workflow!r}")
+    if parent_close not in PARENT_CLOSE:
+        raise InvalidArgument(f"parent_close must be one of {', '.join(PARENT_CLOSE)}, got {parent_close!r}")
+    if id is not None:
+        check_name("child workflow id", id)
+    defn = act.rt.registry.get(Kind.WORKFLOW, workflow.name)
+    data = encode_arguments(defn, args, kwargs)
+    ret = act.rt.hints(defn)[1]
+    started = act.start_child(defn, data, id, parent_close)
+    if not act.defn.is_async:
+        return cast("Awaitable[ChildHandle[R]]", ChildHandle(started, ret))
+
+    async def handle() -> ChildHandle[R]:
+        return ChildHandle(await started, ret)
+
+    return handle()

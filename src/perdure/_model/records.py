@@ -55,6 +55,10 @@ class InstanceRow(msgspec.Struct, frozen=True, kw_only=True):
     """How many times it continued as new."""
     run_input: bytes | None = None
     """The current run's input, if it continued as new (``input`` stays the first)."""
+    parent_id: str | None = None
+    """The workflow that started this one as its child."""
+    parent_close: str | None = None
+    """What the parent's end does to this child: terminate, request_cancel or abandon."""
 
 
 class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -139,6 +143,8 @@ class Append(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     """(topic, seq) of messages this instance received, consumed with their journal entry."""
     events: tuple[tuple[str, bytes, float], ...] = ()
     """(key, value, at) of events published with their journal entry."""
+    children: tuple[InstanceRow, ...] = ()
+    """Child instances started by this entry (insert-or-ignore, like ``CreateInstance``)."""
 
 
 class AppendOutcome(msgspec.Struct, frozen=True):

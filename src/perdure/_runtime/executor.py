@@ -49,6 +49,7 @@ class Executor:
         on_end: Callable[[str], None] = lambda _id: None,
     ) -> None:
         self.rt = rt
+        rt.nudge = self.nudge
         self.real = SystemClock()
         """Leases and polls run on real time even when durable time is virtual."""
         self.id = f"ex-{uuid.uuid4().hex[:12]}"

@@ -29,6 +29,7 @@ from perdure._journal.writer import Writer
 from perdure._model import crashpoints
 from perdure._model.definitions import Definition, Kind, Registry
 from perdure._model.errors import (
+    Conflict,
     ContinueAsNew,
     InvalidState,
     NonDeterminismError,
@@ -40,6 +41,7 @@ from perdure._model.errors import (
     StoreError,
     Suspend,
     WorkflowCancelled,
+    WorkflowFailed,
 )
 from perdure._model.records import (
     TERMINAL,
@@ -74,6 +76,8 @@ class Runtime:
     step_threads: ThreadPoolExecutor
     unload_after: float
     """Waits longer than this unload the instance instead of keeping it in memory."""
+    nudge: Callable[[], None] = lambda: None
+    """Tell the executor that new work may be ready (a child started here)."""
     types: dict[int, tuple[dict[str, Any], Any]] = field(default_factory=dict)
 
     def hints(self, defn: Definition) -> tuple[dict[str, Any], Any]:
@@ -128,6 +132,15 @@ def _recorded(entry: JournalEntry) -> PerdureError:
     info = serializer.decode_error(entry.result)
     kinds: dict[str, type[PerdureError]] = {"perdure.NotFound": NotFound, "perdure.InvalidState": InvalidState}
     return kinds.get(info.type, PerdureError)(info.message)
+
+
+def _child_outcome(child_id: str, entry: JournalEntry, type_: Any) -> tuple[Any, PerdureError | None]:
+    if entry.ok:
+        return serializer.decode(entry.result, type_), None
+    info = serializer.decode_error(entry.result)
+    if info.type == "perdure.WorkflowCancelled":
+        return None, WorkflowCancelled(child_id)
+    return None, WorkflowFailed(child_id, info.type, info.message, info.traceback)
 
 
 def _failure(entry: JournalEntry) -> StepFailed:
@@ -423,6 +436,76 @@ class Activation:
         now = self.rt.clock.now()
         result = serializer.encode(value) if ok else serializer.encode_error(value)
         return JournalEntry(position=pos, kind=kind, name=name, ok=ok, result=result, started_at=now, ended_at=now)
+
+    # --- child workflows ---------------------------------------------------------
+
+    def start_child(self, child: Definition, data: bytes, child_id: str | None, parent_close: str) -> Any:
+        """Start ``child`` with input ``data``, created in the same commit as this entry.
+
+        Returns the child's id (awaitable in async workflows). The id defaults to one
+        derived from this position, so a replay names the same child.
+        """
+        pos, entry = self.take("child", child.name)
+        if entry is not None:
+            if not entry.ok:
+                raise _recorded(entry)
+            found: str = serializer.decode(entry.result, str)
+            return _Ready(found, None) if self.defn.is_async else found
+        cid = child_id if child_id is not None else f"{self.id}:{pos}"
+        coro = self._start_child(pos, child, data, cid, parent_close)
+        return coro if self.defn.is_async else self.blocking(coro)
+
+    async def _start_child(self, pos: int, child: Definition, data: bytes, cid: str, parent_close: str) -> str:
+        existing = await self.rt.store.get_instance(cid)
+        if existing is not None and (existing.name != child.name or existing.input != data):
+            error = Conflict(f"child workflow id {cid!r} already exists with another workflow or arguments")
+            await self.append(Append(instance_id=self.id, token=self.token,
+                                     entries=(self._entry(pos, "child", child.name, error, ok=False),)))  # fmt: skip
+            raise error
+        now = self.rt.clock.now()
+        row = InstanceRow(id=cid, name=child.name, status=Status.PENDING, input=data, created_at=now,
+                          updated_at=now, wake_at=now, parent_id=self.id, parent_close=parent_close)  # fmt: skip
+        await self.append(Append(instance_id=self.id, token=self.token,
+                                 entries=(self._entry(pos, "child", child.name, cid),), children=(row,)))  # fmt: skip
+        self.rt.nudge()
+        return cid
+
+    def child_result(self, child_id: str, type_: Any) -> Any:
+        """Wait for child ``child_id`` to end: its value, or ``WorkflowFailed``/``WorkflowCancelled``.
+
+        The outcome is recorded here when first seen; until the child ends this
+        instance is unloaded, and the child's end wakes it.
+        """
+        pos, entry = self.take("child_result", child_id)
+        if entry is not None:
+            value, error = _child_outcome(child_id, entry, type_)
+            if self.defn.is_async:
+                return _Ready(value, error)
+            if error is not None:
+                raise error
+            return value
+        coro = self._child_result(pos, child_id, type_)
+        return coro if self.defn.is_async else self.blocking(coro)
+
+    async def _child_result(self, pos: int, child_id: str, type_: Any) -> Any:
+        row = await self.rt.store.get_instance(child_id)
+        if row is None:
+            raise NotFound(f"no child workflow with id {child_id!r}")
+        if row.status not in TERMINAL:
+            self.suspend(None, f"__child__:{child_id}")
+        now = self.rt.clock.now()
+        if row.status is Status.COMPLETED:
+            ok, result = True, row.output or serializer.encode(None)
+        else:
+            ok = False
+            result = row.error if row.status is Status.FAILED and row.error else serializer.encode_error(WorkflowCancelled(child_id))
+        entry = JournalEntry(position=pos, kind="child_result", name=child_id, ok=ok, result=result,
+                             started_at=now, ended_at=now)  # fmt: skip
+        await self.append(Append(instance_id=self.id, token=self.token, entries=(entry,)))
+        value, error = _child_outcome(child_id, entry, type_)
+        if error is not None:
+            raise error
+        return value
 
     # --- durable time ----------------------------------------------------------
 

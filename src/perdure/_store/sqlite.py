@@ -98,12 +98,12 @@ def _map_error(exc: sqlite3.Error, where: str) -> StoreError:
 def _row(values: Sequence[Any]) -> InstanceRow:
     # The column order of every instance query in queries.sql; seq (last) stays internal.
     (iid, name, status, inp, out, err, created, updated, wake, owner, token, recov, park, cancel, topic,
-     run, run_input, _seq) = values  # fmt: skip
+     run, run_input, parent_id, parent_close, _seq) = values  # fmt: skip
     return InstanceRow(
         id=iid, name=name, status=Status(status), input=inp, output=out, error=err,
         created_at=created, updated_at=updated, wake_at=wake, owner=owner, token=token,
         recoveries=recov, park_reason=park, cancel_requested=bool(cancel), waiting_topic=topic,
-        run=run, run_input=run_input,
+        run=run, run_input=run_input, parent_id=parent_id, parent_close=parent_close,
     )  # fmt: skip
 
 
@@ -120,6 +120,8 @@ class _AppendRows:
         self.events: list[tuple[str, str, bytes, float]] = []
         self.waiting: list[dict[str, Any]] = []
         self.new_runs: list[dict[str, Any]] = []
+        self.children: list[tuple[Any, ...]] = []
+        self.closing: list[dict[str, Any]] = []
 
     def add(self, op: Append) -> None:
         iid = op.instance_id
@@ -131,12 +133,15 @@ class _AppendRows:
         self.messages.extend(_message_row(m) for m in op.sends)
         self.consumes.extend((iid, topic, seq) for topic, seq in op.consumes)
         self.events.extend((iid, key, value, at) for key, value, at in op.events)
+        self.children.extend(_insert_row(child) for child in op.children)
         u = op.update
         if u is not None:
             if u.clear_retries:
                 self.clears.append((iid,))
-            if u.waiting_topic is not None:
+            if u.status is Status.WAITING:
                 self.waiting.append({"id": iid, "now": u.updated_at})
+            if u.status in TERMINAL:
+                self.closing.append({"id": iid, "now": u.updated_at})
             if u.new_run_input is not None:
                 self.new_runs.append({"id": iid, "now": u.updated_at, "input": u.new_run_input})
             self.updates.append(
@@ -145,6 +150,7 @@ class _AppendRows:
             )  # fmt: skip
 
     def write(self, conn: sqlite3.Connection) -> None:
+        conn.executemany(Q["instance_insert"], self.children)
         conn.executemany(Q["journal_insert"], self.entries)
         conn.executemany(Q["retry_upsert"], self.retries)
         # After the upserts: an instance that ended keeps no retry state.
@@ -155,9 +161,17 @@ class _AppendRows:
         conn.executemany(Q["event_set"], self.events)
         # After the updates: a message that came before the wait began wakes it now.
         conn.executemany(Q["waiting_recheck"], self.waiting)
+        conn.executemany(Q["children_close"], self.closing)
+        conn.executemany(Q["parent_wake"], self.closing)
         # Continue-as-new, last: the ending run's journal (this batch's entries too) goes.
         for query in ("run_archive", "run_clear_journal", "run_clear_retries", "run_next"):
             conn.executemany(Q[query], self.new_runs)
+
+
+def _insert_row(r: InstanceRow) -> tuple[Any, ...]:
+    return (r.id, r.name, r.status.value, r.input, r.output, r.error, r.created_at, r.updated_at,
+            r.wake_at, r.owner, r.token, r.recoveries, r.park_reason, int(r.cancel_requested),
+            r.parent_id, r.parent_close)  # fmt: skip
 
 
 def _message_row(m: Message) -> dict[str, Any]:
@@ -167,6 +181,27 @@ def _message_row(m: Message) -> dict[str, Any]:
 def _deliver(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
     conn.executemany(Q["message_insert"], rows)
     conn.executemany(Q["message_wake"], rows)
+
+
+def _cancel(conn: sqlite3.Connection, op: RequestCancel) -> Status | None:
+    row = conn.execute(Q["cancel_request"], {"now": op.now, "id": op.instance_id}).fetchone()
+    if row is not None:
+        if row[0] == Status.CANCELLED:  # ended without running: close its children, tell its parent
+            conn.execute(Q["children_close"], {"now": op.now, "id": op.instance_id})
+            conn.execute(Q["parent_wake"], {"now": op.now, "id": op.instance_id})
+        return Status(row[0])
+    found = conn.execute(Q["status_of"], (op.instance_id,)).fetchone()
+    return None if found is None else Status(found[0])
+
+
+def _send(conn: sqlite3.Connection, op: Send) -> Status | None:
+    found = conn.execute(Q["status_of"], (op.message.target,)).fetchone()
+    if found is None:
+        return None
+    status = Status(found[0])
+    if status not in TERMINAL:
+        _deliver(conn, [_message_row(op.message)])
+    return status
 
 
 class SQLiteStore:
@@ -294,27 +329,7 @@ class SQLiteStore:
 
     def _apply(self, conn: sqlite3.Connection, op: Op) -> Outcome:
         if isinstance(op, CreateInstance):
-            r = op.row
-            cur = conn.execute(
-                Q["instance_insert"],
-                (
-                    r.id,
-                    r.name,
-                    r.status.value,
-                    r.input,
-                    r.output,
-                    r.error,
-                    r.created_at,
-                    r.updated_at,
-                    r.wake_at,
-                    r.owner,
-                    r.token,
-                    r.recoveries,
-                    r.park_reason,
-                    int(r.cancel_requested),
-                ),
-            )
-            return cur.rowcount == 1
+            return conn.execute(Q["instance_insert"], _insert_row(op.row)).rowcount == 1
         if isinstance(op, Claim):
             return self._claim(conn, op)
         if isinstance(op, Beat):
@@ -324,25 +339,14 @@ class SQLiteStore:
             conn.execute(Q["executor_expire"], (op.executor,))
             return None
         if isinstance(op, RequestCancel):
-            row = conn.execute(Q["cancel_request"], {"now": op.now, "id": op.instance_id}).fetchone()
-            if row is not None:
-                return Status(row[0])
-            found = conn.execute(Q["status_of"], (op.instance_id,)).fetchone()
-            return None if found is None else Status(found[0])
+            return _cancel(conn, op)
         if isinstance(op, Resume):
             found = conn.execute(Q["status_of"], (op.instance_id,)).fetchone()
-            if found is None:
-                return None
-            conn.execute(Q["resume"], (op.now, op.now, op.instance_id))
-            return Status(found[0])
+            if found is not None:
+                conn.execute(Q["resume"], (op.now, op.now, op.instance_id))
+            return None if found is None else Status(found[0])
         if isinstance(op, Send):
-            found = conn.execute(Q["status_of"], (op.message.target,)).fetchone()
-            if found is None:
-                return None
-            status = Status(found[0])
-            if status not in TERMINAL:
-                _deliver(conn, [_message_row(op.message)])
-            return status
+            return _send(conn, op)
         raise TypeError(f"unknown store operation {type(op).__name__}")
 
     def _append(self, conn: sqlite3.Connection, ops: Sequence[Append]) -> list[AppendOutcome]:

@@ -10,8 +10,8 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 -- name: instance_insert
 INSERT OR IGNORE INTO instances
     (id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token,
-     recoveries, park_reason, cancel_requested, seq)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+     recoveries, park_reason, cancel_requested, parent_id, parent_close, seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
         (SELECT coalesce(max(seq), 0) + 1 FROM instances));
 
 -- name: instance_fences
@@ -39,11 +39,12 @@ SET attempts = excluded.attempts, last_error = excluded.last_error, next_at = ex
 DELETE FROM retries WHERE instance_id = ?;
 
 -- name: claim_repeat
-SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, seq
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, seq
 FROM instances WHERE owner = ? AND claim_id = ?;
 
 -- name: claim_ready
--- Ready: pending/waiting and due, or running under an executor whose lease expired.
+-- Ready: pending/waiting and due, or running under an executor whose lease expired or that
+-- has no lease at all (an orphan must not stay stuck). Scans running rows: fine to ~100k.
 UPDATE instances
 SET recoveries = recoveries + (status = 'running'),
     status = 'running', owner = :executor, claim_id = :claim_id, token = token + 1,
@@ -51,12 +52,12 @@ SET recoveries = recoveries + (status = 'running'),
 WHERE id IN (
     SELECT i.id FROM instances AS i
     WHERE (i.status IN ('pending', 'waiting') AND i.wake_at <= :now)
-       OR (i.status = 'running' AND i.owner IN (
-               SELECT e.id FROM executors AS e WHERE e.expires_at < :lease_now))
+       OR (i.status = 'running' AND NOT EXISTS (
+               SELECT 1 FROM executors AS e WHERE e.id = i.owner AND e.expires_at >= :lease_now))
     ORDER BY i.wake_at
     LIMIT :limit
 )
-RETURNING id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, seq;
+RETURNING id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, seq;
 
 -- name: claim_ready_only
 UPDATE instances
@@ -65,9 +66,9 @@ SET recoveries = recoveries + (status = 'running'),
     updated_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids))
   AND ((status IN ('pending', 'waiting') AND wake_at <= :now)
-       OR (status = 'running' AND owner IN (
-               SELECT e.id FROM executors AS e WHERE e.expires_at < :lease_now)))
-RETURNING id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, seq;
+       OR (status = 'running' AND NOT EXISTS (
+               SELECT 1 FROM executors AS e WHERE e.id = instances.owner AND e.expires_at >= :lease_now)))
+RETURNING id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, seq;
 
 -- name: executor_beat
 INSERT INTO executors (id, host, pid, expires_at) VALUES (?, ?, ?, ?)
@@ -102,7 +103,7 @@ WHERE id = ? AND status = 'parked';
 SELECT status FROM instances WHERE id = ?;
 
 -- name: instance_get
-SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, seq
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, seq
 FROM instances WHERE id = ?;
 
 -- name: journal_load
@@ -115,7 +116,7 @@ ORDER BY position;
 
 -- name: instance_list
 -- Newest first; the cursor is the last seq seen.
-SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, seq
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, seq
 FROM instances
 WHERE (:status IS NULL OR status = :status)
   AND (:name IS NULL OR name = :name)
@@ -136,11 +137,23 @@ UPDATE instances SET wake_at = :now
 WHERE id = :target AND status = 'waiting' AND waiting_topic = :topic;
 
 -- name: waiting_recheck
--- Closes the race between "no message yet" and "now waiting": a message already there wakes it.
+-- Closes the race between "nothing yet" and "now waiting": a cancel request, a message
+-- already there, or a child (topic '__child__:<id>') already ended, wakes it.
 UPDATE instances SET wake_at = :now
-WHERE id = :id AND status = 'waiting' AND waiting_topic IS NOT NULL
-  AND EXISTS (SELECT 1 FROM messages AS m
-              WHERE m.instance_id = :id AND m.topic = instances.waiting_topic AND m.consumed = 0);
+WHERE id = :id AND status = 'waiting'
+  AND (cancel_requested = 1
+       OR EXISTS (SELECT 1 FROM messages AS m
+               WHERE m.instance_id = :id AND m.topic = instances.waiting_topic AND m.consumed = 0)
+       OR EXISTS (SELECT 1 FROM instances AS c
+                  WHERE c.id = substr(instances.waiting_topic, 11)
+                    AND instances.waiting_topic = '__child__:' || c.id
+                    AND c.status IN ('completed', 'failed', 'cancelled')));
+
+-- name: parent_wake
+-- A child ended: its parent, if waiting for it, is due now.
+UPDATE instances SET wake_at = :now
+WHERE id = (SELECT parent_id FROM instances WHERE id = :id)
+  AND status = 'waiting' AND waiting_topic = '__child__:' || :id;
 
 -- name: message_consume
 UPDATE messages SET consumed = 1 WHERE instance_id = ? AND topic = ? AND seq = ?;
@@ -174,3 +187,20 @@ UPDATE instances SET run = run + 1, run_input = :input WHERE id = :id;
 
 -- name: runs_load
 SELECT run, input, steps, ended_at FROM runs WHERE instance_id = ? ORDER BY run;
+
+-- name: children_close
+-- The parent ended: its children that have not, and are not abandoned, are cancelled.
+-- 'terminate' ends the ones that are not running at once; the others (and all under
+-- 'request_cancel') get a cancel request and run their cleanup.
+UPDATE instances
+SET cancel_requested = 1,
+    status = CASE WHEN status IN ('pending', 'parked')
+                    OR (parent_close = 'terminate' AND status = 'waiting') THEN 'cancelled'
+                  ELSE status END,
+    owner = CASE WHEN status IN ('pending', 'parked')
+                   OR (parent_close = 'terminate' AND status = 'waiting') THEN NULL
+                 ELSE owner END,
+    wake_at = CASE WHEN status = 'waiting' THEN :now ELSE wake_at END,
+    updated_at = :now
+WHERE parent_id = :id AND parent_close != 'abandon'
+  AND status NOT IN ('completed', 'failed', 'cancelled');
