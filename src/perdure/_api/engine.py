@@ -8,6 +8,7 @@ call to this one on a loop thread. Several engines may live in one process.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +17,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from perdure._api.decorators import Workflow
-from perdure._api.handles import HistoryEntry, RunInfo, WorkflowHandle, WorkflowInfo, WorkflowPage
-from perdure._api.ops import encode_arguments
+from perdure._api.handles import (
+    HistoryEntry,
+    RunInfo,
+    ScheduleInfo,
+    WorkflowHandle,
+    WorkflowInfo,
+    WorkflowPage,
+)
+from perdure._api.ops import decode_arguments, encode_arguments
 from perdure._codec import serializer
 from perdure._journal.writer import Writer
 from perdure._model import crashpoints
@@ -34,13 +42,18 @@ from perdure._model.errors import (
 from perdure._model.records import (
     TERMINAL,
     CreateInstance,
+    CreateSchedule,
+    DeleteSchedule,
     InstanceRow,
     Message,
+    PauseSchedule,
     RequestCancel,
     Resume,
+    ScheduleRow,
     Send,
     Status,
 )
+from perdure._runtime import schedules
 from perdure._runtime.clock import Clock, SystemClock
 from perdure._runtime.executor import Executor
 from perdure._runtime.runner import Runtime
@@ -158,10 +171,10 @@ class Engine:
 
     async def open(self) -> None:
         """Open the database (migrating it) and start the executor; idempotent."""
-        if self._opened:
-            return
         if self._closed:
             raise InvalidState("this Engine was closed; make a new one")
+        if self._opened:
+            return
         await self._store.open()
         self._opened = True
         self._writer = writer = Writer(self._store)
@@ -443,6 +456,96 @@ class Engine:
                 raise ResultTimeout(f"workflow {workflow_id!r} did not set event {key!r} within {timeout}s")
             await asyncio.sleep(wait)
             poll = min(poll * 2, 0.5)
+
+    # --- schedules ---------------------------------------------------------------
+
+    async def create_schedule(
+        self,
+        schedule_id: str,
+        workflow: Workflow[Any, Any] | str,
+        /,
+        *args: Any,
+        cron: str | None = None,
+        every: float | None = None,
+        timezone: str = "UTC",
+        overlap: str = "skip",
+        catchup: str = "latest",
+        **kwargs: Any,
+    ) -> ScheduleInfo:
+        """Start ``workflow(*args, **kwargs)`` on every tick of ``cron`` (in ``timezone``) or
+        ``every`` seconds; each tick exactly once, as workflow ``<schedule_id>@<tick time>``.
+
+        ``overlap``: skip | buffer_one | allow_all, for a tick due while the previous run
+        goes. ``catchup``: latest | all | none, for ticks missed while no executor ran.
+        Creating an existing schedule again with the same definition returns it;
+        another definition is a ``Conflict``.
+        """
+        writer = self._ready()
+        check_name("schedule id", schedule_id)
+        if len(schedule_id) > 150:
+            raise InvalidArgument(f"schedule id is {len(schedule_id)} characters long; at most 150 are allowed")
+        defn = self._definition(workflow)
+        schedules.validate(cron, every, timezone, overlap, catchup)
+        now = self.clock.now()
+        row = ScheduleRow(
+            id=schedule_id, workflow=defn.name, input=encode_arguments(defn, args, kwargs), cron=cron,
+            every=None if every is None else float(every), timezone=timezone, overlap=overlap,
+            catchup=catchup, paused=False, next_at=schedules.next_tick(cron, every, timezone, now),
+            buffered_at=None, last_instance=None, created_at=now, updated_at=now,
+        )  # fmt: skip
+        if not (await writer.submit((CreateSchedule(row),)))[0]:
+            found = await self._store.get_schedule(schedule_id)
+            if found is None:
+                raise NotFound(f"schedule {schedule_id!r} vanished while being created; create it again")
+            same = ("workflow", "input", "cron", "every", "timezone", "overlap", "catchup")
+            if any(getattr(found, f) != getattr(row, f) for f in same):
+                raise Conflict(f"schedule {schedule_id!r} already exists with another definition; delete it first")
+            row = found
+        if self._executor is not None:
+            self._executor.nudge()
+        return ScheduleInfo.of(row)
+
+    async def _schedule(self, schedule_id: str) -> ScheduleRow:
+        self._ready()
+        check_name("schedule id", schedule_id)
+        row = await self._store.get_schedule(schedule_id)
+        if row is None:
+            raise NotFound(f"no schedule with id {schedule_id!r}")
+        return row
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleInfo:
+        return ScheduleInfo.of(await self._schedule(schedule_id))
+
+    async def list_schedules(self) -> builtins.list[ScheduleInfo]:
+        self._ready()
+        return [ScheduleInfo.of(r) for r in await self._store.list_schedules()]
+
+    async def pause_schedule(self, schedule_id: str) -> None:
+        """Stop starting ticks until ``resume_schedule``; ticks in between are skipped."""
+        await self._schedule(schedule_id)
+        op = PauseSchedule(schedule_id=schedule_id, paused=True, next_at=None, now=self.clock.now())
+        await self._ready().submit((op,))
+
+    async def resume_schedule(self, schedule_id: str) -> None:
+        row = await self._schedule(schedule_id)
+        now = self.clock.now()
+        nxt = schedules.next_tick(row.cron, row.every, row.timezone, now)
+        await self._ready().submit((PauseSchedule(schedule_id=schedule_id, paused=False, next_at=nxt, now=now),))
+        if self._executor is not None:
+            self._executor.nudge()
+
+    async def trigger_schedule(self, schedule_id: str) -> WorkflowHandle[Any]:
+        """Start the schedule's workflow now, besides its ticks."""
+        row = await self._schedule(schedule_id)
+        defn = self.registry.get(Kind.WORKFLOW, row.workflow)
+        args, kwargs = decode_arguments(defn, row.input)
+        return await self.start(defn.name, *args, id=f"{schedule_id}@now-{uuid.uuid4().hex[:12]}", **kwargs)
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        """Delete the schedule; workflows its ticks started are left alone."""
+        check_name("schedule id", schedule_id)
+        if not (await self._ready().submit((DeleteSchedule(schedule_id),)))[0]:
+            raise NotFound(f"no schedule with id {schedule_id!r}")
 
     async def result(self, workflow_id: str, *, timeout: float | None = None) -> Any:
         """Wait for the instance to end; see ``WorkflowHandle.result``."""

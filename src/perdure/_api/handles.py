@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from perdure._codec import serializer
-from perdure._model.records import InstanceRow, JournalEntry, RunRow, Status
+from perdure._model.records import InstanceRow, JournalEntry, RunRow, ScheduleRow, Status
 
 if TYPE_CHECKING:
     from perdure._api.engine import Engine
@@ -113,6 +113,33 @@ class RunInfo:
     def of(cls, r: RunRow) -> RunInfo:
         return cls(run=r.run, input=serializer.decode(r.input), steps=r.steps,
                    ended_at=datetime.fromtimestamp(r.ended_at, UTC))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleInfo:
+    """A schedule: what it starts, when, and what happened last."""
+
+    id: str
+    workflow: str
+    cron: str | None
+    every: float | None
+    """Seconds between ticks, for interval schedules."""
+    timezone: str
+    overlap: str
+    catchup: str
+    paused: bool
+    next_at: datetime
+    """The next tick."""
+    last_instance: str | None
+    """The id of the workflow the last tick started; ticks start ``<schedule id>@<tick time>``."""
+
+    @classmethod
+    def of(cls, r: ScheduleRow) -> ScheduleInfo:
+        return cls(
+            id=r.id, workflow=r.workflow, cron=r.cron, every=r.every, timezone=r.timezone,
+            overlap=r.overlap, catchup=r.catchup, paused=r.paused,
+            next_at=datetime.fromtimestamp(r.next_at, UTC), last_instance=r.last_instance,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,6 +6,7 @@ the recorded one, so code that branches on them replays the same way.
 
 from __future__ import annotations
 
+import inspect
 import math
 import random as _random
 import uuid as _uuid
@@ -222,3 +223,10 @@ def start_child(
         return ChildHandle(await started, ret)
 
     return handle()
+
+
+def decode_arguments(defn: Definition, data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The call arguments an input payload made by ``encode_arguments`` holds."""
+    values = serializer.decode_input(defn.signature, defn.hints(), data)
+    bound = inspect.BoundArguments(defn.signature, values)
+    return bound.args, bound.kwargs

@@ -8,12 +8,20 @@ second body.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from perdure._api.decorators import Workflow
-from perdure._api.handles import HistoryEntry, RunInfo, WorkflowHandle, WorkflowInfo, WorkflowPage
+from perdure._api.handles import (
+    HistoryEntry,
+    RunInfo,
+    ScheduleInfo,
+    WorkflowHandle,
+    WorkflowInfo,
+    WorkflowPage,
+)
 from perdure._model.errors import InvalidState
 from perdure._model.records import Status
 
@@ -42,6 +50,8 @@ class Portal:
                 "a sync perdure Engine was called from a running event loop; "
                 "use 'async with perdure.Engine(...)' in async code"
             )
+        if self.loop.is_closed():
+            raise InvalidState("this Engine was closed; make a new one")
         return asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), self.loop).result()
 
     def close(self) -> None:
@@ -107,6 +117,8 @@ class SyncEngine:
             raise
 
     def close(self, grace: float = 10.0) -> None:
+        if self._portal.loop.is_closed():
+            return  # closed already: idempotent, as Engine.close
         try:
             self._portal.call(self.engine.close, grace)
         finally:
@@ -171,6 +183,42 @@ class SyncEngine:
         self, workflow_id: str, key: str, *, timeout: float | None = None, type: Any = Any  # noqa: A002
     ) -> Any:
         return self._portal.call(self.engine.wait_event, workflow_id, key, timeout=timeout, type=type)
+
+    def create_schedule(
+        self,
+        schedule_id: str,
+        workflow: Workflow[Any, Any] | str,
+        /,
+        *args: Any,
+        cron: str | None = None,
+        every: float | None = None,
+        timezone: str = "UTC",
+        overlap: str = "skip",
+        catchup: str = "latest",
+        **kwargs: Any,
+    ) -> ScheduleInfo:
+        return self._portal.call(
+            self.engine.create_schedule, schedule_id, workflow, *args, cron=cron, every=every,
+            timezone=timezone, overlap=overlap, catchup=catchup, **kwargs,
+        )  # fmt: skip
+
+    def get_schedule(self, schedule_id: str) -> ScheduleInfo:
+        return self._portal.call(self.engine.get_schedule, schedule_id)
+
+    def list_schedules(self) -> builtins.list[ScheduleInfo]:
+        return self._portal.call(self.engine.list_schedules)
+
+    def pause_schedule(self, schedule_id: str) -> None:
+        self._portal.call(self.engine.pause_schedule, schedule_id)
+
+    def resume_schedule(self, schedule_id: str) -> None:
+        self._portal.call(self.engine.resume_schedule, schedule_id)
+
+    def trigger_schedule(self, schedule_id: str) -> SyncHandle[Any]:
+        return SyncHandle(self._portal.call(self.engine.trigger_schedule, schedule_id), self._portal)
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        self._portal.call(self.engine.delete_schedule, schedule_id)
 
     def result(self, workflow_id: str, *, timeout: float | None = None) -> Any:
         return self._portal.call(self.engine.result, workflow_id, timeout=timeout)

@@ -204,6 +204,62 @@ class Resume(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     now: float
 
 
+class ScheduleRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A schedule as stored."""
+
+    id: str
+    workflow: str
+    input: bytes
+    cron: str | None
+    every: float | None
+    timezone: str
+    overlap: str
+    catchup: str
+    paused: bool
+    next_at: float
+    buffered_at: float | None
+    """A tick held back (overlap ``buffer_one``) until the previous run ends."""
+    last_instance: str | None
+    created_at: float
+    updated_at: float
+
+
+class CreateSchedule(msgspec.Struct, frozen=True, tag=True):
+    """Insert the schedule unless the id exists. Outcome: ``True`` if inserted."""
+
+    row: ScheduleRow
+
+
+class FireSchedule(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """Start a schedule's ticks and move it on, if nobody did since it was read.
+
+    Outcome: ``True`` if this call won (its instances were created, insert-or-ignore).
+    """
+
+    schedule_id: str
+    expected_next_at: float
+    expected_buffered_at: float | None
+    new_next_at: float
+    buffered_at: float | None
+    starts: tuple[InstanceRow, ...]
+    now: float
+
+
+class PauseSchedule(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """Pause or resume; resuming may set a new ``next_at``. Outcome: ``True`` if it exists."""
+
+    schedule_id: str
+    paused: bool
+    next_at: float | None
+    now: float
+
+
+class DeleteSchedule(msgspec.Struct, frozen=True, tag=True):
+    """Outcome: ``True`` if it existed."""
+
+    schedule_id: str
+
+
 class Send(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     """A message from outside any instance. Outcome: the target's status (delivered only if
     not terminal), or ``None`` if there is no such instance."""
@@ -211,7 +267,20 @@ class Send(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     message: Message
 
 
-Op = CreateInstance | Append | Claim | Beat | ExpireExecutor | RequestCancel | Resume | Send
+Op = (
+    CreateInstance
+    | Append
+    | Claim
+    | Beat
+    | ExpireExecutor
+    | RequestCancel
+    | Resume
+    | Send
+    | CreateSchedule
+    | FireSchedule
+    | PauseSchedule
+    | DeleteSchedule
+)
 Outcome = bool | AppendOutcome | list[InstanceRow] | Status | None
 
 

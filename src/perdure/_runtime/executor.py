@@ -21,14 +21,17 @@ from typing import Any
 from perdure._model import crashpoints
 from perdure._model.errors import StoreError
 from perdure._model.records import (
+    TERMINAL,
     Append,
     Beat,
     Claim,
     ExpireExecutor,
+    FireSchedule,
     InstanceRow,
     InstanceUpdate,
     Status,
 )
+from perdure._runtime import schedules
 from perdure._runtime.clock import SystemClock
 from perdure._runtime.leases import LocalLock, host_name
 from perdure._runtime.runner import Activation, End, Runtime, load
@@ -149,6 +152,7 @@ class Executor:
         while not self._stopping:
             self._nudge.clear()
             try:
+                await self._fire_schedules()
                 await self._claim_and_run()
             except StoreError as exc:
                 log.warning("claiming failed: %s", exc)
@@ -165,6 +169,34 @@ class Executor:
             now = clock.now()
             while self._timers and self._timers[0][0] <= now:
                 heapq.heappop(self._timers)
+
+    async def _fire_schedules(self) -> None:
+        """Start the due ticks of schedules; a compare-and-set makes each tick start once."""
+        now = self.rt.clock.now()
+        fired = False
+        for row in await self.rt.store.due_schedules(now, 100):
+            previous_running = False
+            if row.last_instance is not None and row.overlap != "allow_all":
+                last = await self.rt.store.get_instance(row.last_instance)
+                previous_running = last is not None and last.status not in TERMINAL
+            p = schedules.plan(row, now, previous_running)
+            if not p.starts and p.next_at == row.next_at and p.buffered_at == row.buffered_at:
+                continue
+            starts = tuple(
+                InstanceRow(id=schedules.tick_id(row.id, t), name=row.workflow, status=Status.PENDING,
+                            input=row.input, created_at=now, updated_at=now, wake_at=now)
+                for t in p.starts
+            )  # fmt: skip
+            fire = FireSchedule(
+                schedule_id=row.id, expected_next_at=row.next_at, expected_buffered_at=row.buffered_at,
+                new_next_at=p.next_at, buffered_at=p.buffered_at, starts=starts, now=now,
+            )  # fmt: skip
+            fired = (await self.rt.writer.submit((fire,)))[0] is True or fired
+        upcoming = await self.rt.store.next_schedule_at()
+        if upcoming is not None and (not self._timers or upcoming < self._timers[0][0]):
+            heapq.heappush(self._timers, (upcoming, "schedule"))  # wakes the dispatcher in durable time
+        if fired:
+            self._nudge.set()
 
     async def _claim_and_run(self) -> None:
         room = self.max_active - len(self.active)

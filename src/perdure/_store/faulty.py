@@ -27,6 +27,7 @@ from perdure._model.records import (
     Page,
     RetryState,
     RunRow,
+    ScheduleRow,
     Status,
 )
 from perdure._store.protocol import Store
@@ -122,3 +123,15 @@ class FaultyStore:
 
     async def load_runs(self, instance_id: str) -> list[RunRow]:
         return await self._call(lambda: self.inner.load_runs(instance_id), writes=False)
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRow | None:
+        return await self._call(lambda: self.inner.get_schedule(schedule_id), writes=False)
+
+    async def list_schedules(self) -> list[ScheduleRow]:
+        return await self._call(lambda: self.inner.list_schedules(), writes=False)
+
+    async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
+        return await self._call(lambda: self.inner.due_schedules(now, limit), writes=False)
+
+    async def next_schedule_at(self) -> float | None:
+        return await self._call(lambda: self.inner.next_schedule_at(), writes=False)

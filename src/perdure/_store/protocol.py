@@ -21,6 +21,7 @@ from perdure._model.records import (
     Page,
     RetryState,
     RunRow,
+    ScheduleRow,
     Status,
 )
 
@@ -61,3 +62,15 @@ class Store(Protocol):
 
     async def load_runs(self, instance_id: str) -> list[RunRow]:
         """The runs an instance finished by continuing as new, oldest first."""
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRow | None:
+        ...
+
+    async def list_schedules(self) -> list[ScheduleRow]:
+        ...
+
+    async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
+        ...
+
+    async def next_schedule_at(self) -> float | None:
+        ...

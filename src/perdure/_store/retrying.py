@@ -24,6 +24,7 @@ from perdure._model.records import (
     Page,
     RetryState,
     RunRow,
+    ScheduleRow,
     Status,
 )
 from perdure._store.protocol import Store
@@ -99,3 +100,15 @@ class RetryingStore:
 
     async def load_runs(self, instance_id: str) -> list[RunRow]:
         return await self._retry(lambda: self.inner.load_runs(instance_id))
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRow | None:
+        return await self._retry(lambda: self.inner.get_schedule(schedule_id))
+
+    async def list_schedules(self) -> list[ScheduleRow]:
+        return await self._retry(lambda: self.inner.list_schedules())
+
+    async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
+        return await self._retry(lambda: self.inner.due_schedules(now, limit))
+
+    async def next_schedule_at(self) -> float | None:
+        return await self._retry(lambda: self.inner.next_schedule_at())

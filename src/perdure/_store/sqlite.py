@@ -33,18 +33,23 @@ from perdure._model.records import (
     Beat,
     Claim,
     CreateInstance,
+    CreateSchedule,
+    DeleteSchedule,
     ExecutorRow,
     ExpireExecutor,
+    FireSchedule,
     InstanceRow,
     JournalEntry,
     Message,
     Op,
     Outcome,
     Page,
+    PauseSchedule,
     RequestCancel,
     Resume,
     RetryState,
     RunRow,
+    ScheduleRow,
     Send,
     Status,
 )
@@ -168,6 +173,16 @@ class _AppendRows:
             conn.executemany(Q[query], self.new_runs)
 
 
+def _schedule(values: Sequence[Any]) -> ScheduleRow:
+    (sid, workflow, inp, cron, every, tz, overlap, catchup, paused, next_at, buffered, last, created,
+     updated) = values  # fmt: skip
+    return ScheduleRow(
+        id=sid, workflow=workflow, input=inp, cron=cron, every=every, timezone=tz, overlap=overlap,
+        catchup=catchup, paused=bool(paused), next_at=next_at, buffered_at=buffered,
+        last_instance=last, created_at=created, updated_at=updated,
+    )  # fmt: skip
+
+
 def _insert_row(r: InstanceRow) -> tuple[Any, ...]:
     return (r.id, r.name, r.status.value, r.input, r.output, r.error, r.created_at, r.updated_at,
             r.wake_at, r.owner, r.token, r.recoveries, r.park_reason, int(r.cancel_requested),
@@ -181,6 +196,72 @@ def _message_row(m: Message) -> dict[str, Any]:
 def _deliver(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
     conn.executemany(Q["message_insert"], rows)
     conn.executemany(Q["message_wake"], rows)
+
+
+def _claim(conn: sqlite3.Connection, op: Claim) -> list[InstanceRow]:
+    again = conn.execute(Q["claim_repeat"], (op.executor, op.claim_id)).fetchall()
+    if again:
+        return [_row(r) for r in again]
+    params: dict[str, Any] = {
+        "executor": op.executor,
+        "claim_id": op.claim_id,
+        "now": op.now,
+        "lease_now": op.lease_now,
+        "limit": op.limit,
+    }
+    if op.only:
+        params["ids"] = msgspec.json.encode(op.only).decode()
+        rows = conn.execute(Q["claim_ready_only"], params).fetchall()
+    else:
+        rows = conn.execute(Q["claim_ready"], params).fetchall()
+    return [_row(r) for r in rows]
+
+
+def _create(conn: sqlite3.Connection, op: CreateInstance) -> bool:
+    return bool(conn.execute(Q["instance_insert"], _insert_row(op.row)).rowcount == 1)
+
+
+def _beat(conn: sqlite3.Connection, op: Beat) -> None:
+    conn.execute(Q["executor_beat"], (op.executor, op.host, op.pid, op.expires_at))
+
+
+def _expire(conn: sqlite3.Connection, op: ExpireExecutor) -> None:
+    conn.execute(Q["executor_expire"], (op.executor,))
+
+
+def _resume(conn: sqlite3.Connection, op: Resume) -> Status | None:
+    found = conn.execute(Q["status_of"], (op.instance_id,)).fetchone()
+    if found is not None:
+        conn.execute(Q["resume"], (op.now, op.now, op.instance_id))
+    return None if found is None else Status(found[0])
+
+
+def _create_schedule(conn: sqlite3.Connection, op: CreateSchedule) -> bool:
+    row = msgspec.structs.asdict(op.row)
+    row["paused"] = int(op.row.paused)
+    return bool(conn.execute(Q["schedule_insert"], row).rowcount == 1)
+
+
+def _fire_schedule(conn: sqlite3.Connection, op: FireSchedule) -> bool:
+    won = conn.execute(
+        Q["schedule_fire"],
+        {"id": op.schedule_id, "expected_next_at": op.expected_next_at,
+         "expected_buffered_at": op.expected_buffered_at, "new_next_at": op.new_next_at,
+         "buffered_at": op.buffered_at, "now": op.now,
+         "last_instance": op.starts[-1].id if op.starts else None},
+    ).rowcount == 1  # fmt: skip
+    if won:
+        conn.executemany(Q["instance_insert"], [_insert_row(r) for r in op.starts])
+    return bool(won)
+
+
+def _pause_schedule(conn: sqlite3.Connection, op: PauseSchedule) -> bool:
+    params = {"id": op.schedule_id, "paused": int(op.paused), "next_at": op.next_at, "now": op.now}
+    return bool(conn.execute(Q["schedule_pause"], params).rowcount == 1)
+
+
+def _delete_schedule(conn: sqlite3.Connection, op: DeleteSchedule) -> bool:
+    return bool(conn.execute(Q["schedule_delete"], (op.schedule_id,)).rowcount == 1)
 
 
 def _cancel(conn: sqlite3.Connection, op: RequestCancel) -> Status | None:
@@ -202,6 +283,22 @@ def _send(conn: sqlite3.Connection, op: Send) -> Status | None:
     if status not in TERMINAL:
         _deliver(conn, [_message_row(op.message)])
     return status
+
+
+_APPLY: dict[type, Callable[[sqlite3.Connection, Any], Outcome]] = {
+    CreateInstance: _create,
+    Claim: _claim,
+    Beat: _beat,
+    ExpireExecutor: _expire,
+    RequestCancel: _cancel,
+    Resume: _resume,
+    Send: _send,
+    CreateSchedule: _create_schedule,
+    FireSchedule: _fire_schedule,
+    PauseSchedule: _pause_schedule,
+    DeleteSchedule: _delete_schedule,
+}
+"""The non-append operations, by type."""
 
 
 class SQLiteStore:
@@ -328,26 +425,10 @@ class SQLiteStore:
         return outcomes
 
     def _apply(self, conn: sqlite3.Connection, op: Op) -> Outcome:
-        if isinstance(op, CreateInstance):
-            return conn.execute(Q["instance_insert"], _insert_row(op.row)).rowcount == 1
-        if isinstance(op, Claim):
-            return self._claim(conn, op)
-        if isinstance(op, Beat):
-            conn.execute(Q["executor_beat"], (op.executor, op.host, op.pid, op.expires_at))
-            return None
-        if isinstance(op, ExpireExecutor):
-            conn.execute(Q["executor_expire"], (op.executor,))
-            return None
-        if isinstance(op, RequestCancel):
-            return _cancel(conn, op)
-        if isinstance(op, Resume):
-            found = conn.execute(Q["status_of"], (op.instance_id,)).fetchone()
-            if found is not None:
-                conn.execute(Q["resume"], (op.now, op.now, op.instance_id))
-            return None if found is None else Status(found[0])
-        if isinstance(op, Send):
-            return _send(conn, op)
-        raise TypeError(f"unknown store operation {type(op).__name__}")
+        apply = _APPLY.get(type(op))
+        if apply is None:
+            raise TypeError(f"unknown store operation {type(op).__name__}")
+        return apply(conn, op)
 
     def _append(self, conn: sqlite3.Connection, ops: Sequence[Append]) -> list[AppendOutcome]:
         """Apply appends fenced by their tokens; a stale one writes nothing."""
@@ -364,24 +445,6 @@ class SQLiteStore:
                 rows.add(op)
         rows.write(conn)
         return outcomes
-
-    def _claim(self, conn: sqlite3.Connection, op: Claim) -> list[InstanceRow]:
-        again = conn.execute(Q["claim_repeat"], (op.executor, op.claim_id)).fetchall()
-        if again:
-            return [_row(r) for r in again]
-        params: dict[str, Any] = {
-            "executor": op.executor,
-            "claim_id": op.claim_id,
-            "now": op.now,
-            "lease_now": op.lease_now,
-            "limit": op.limit,
-        }
-        if op.only:
-            params["ids"] = msgspec.json.encode(op.only).decode()
-            rows = conn.execute(Q["claim_ready_only"], params).fetchall()
-        else:
-            rows = conn.execute(Q["claim_ready"], params).fetchall()
-        return [_row(r) for r in rows]
 
     # --- reads ---------------------------------------------------------------
 
@@ -471,6 +534,29 @@ class SQLiteStore:
             ]
 
         return await self._read(q, "load_runs")
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRow | None:
+        def q(c: sqlite3.Connection) -> ScheduleRow | None:
+            row = c.execute(Q["schedule_get"], (schedule_id,)).fetchone()
+            return None if row is None else _schedule(row)
+
+        return await self._read(q, "get_schedule")
+
+    async def list_schedules(self) -> list[ScheduleRow]:
+        return await self._read(lambda c: [_schedule(r) for r in c.execute(Q["schedules_all"])], "list_schedules")
+
+    async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
+        def q(c: sqlite3.Connection) -> list[ScheduleRow]:
+            return [_schedule(r) for r in c.execute(Q["schedules_due"], {"now": now, "limit": limit})]
+
+        return await self._read(q, "due_schedules")
+
+    async def next_schedule_at(self) -> float | None:
+        def q(c: sqlite3.Connection) -> float | None:
+            found = c.execute(Q["schedule_next_at"]).fetchone()[0]
+            return None if found is None else float(found)
+
+        return await self._read(q, "next_schedule_at")
 
     async def get_event(self, instance_id: str, key: str) -> bytes | None:
         def q(c: sqlite3.Connection) -> bytes | None:

@@ -204,3 +204,44 @@ SET cancel_requested = 1,
     updated_at = :now
 WHERE parent_id = :id AND parent_close != 'abandon'
   AND status NOT IN ('completed', 'failed', 'cancelled');
+
+-- name: schedule_insert
+INSERT OR IGNORE INTO schedules
+    (id, workflow, input, cron, every, timezone, overlap, catchup, paused, next_at, buffered_at,
+     last_instance, created_at, updated_at)
+VALUES (:id, :workflow, :input, :cron, :every, :timezone, :overlap, :catchup, :paused, :next_at,
+        :buffered_at, :last_instance, :created_at, :updated_at);
+
+-- name: schedule_fire
+-- Compare-and-set on next_at: of two executors firing one tick, one wins.
+UPDATE schedules
+SET next_at = :new_next_at, buffered_at = :buffered_at,
+    last_instance = coalesce(:last_instance, last_instance), updated_at = :now
+WHERE id = :id AND next_at = :expected_next_at AND buffered_at IS :expected_buffered_at;
+
+-- name: schedule_pause
+UPDATE schedules SET paused = :paused, next_at = coalesce(:next_at, next_at), updated_at = :now
+WHERE id = :id;
+
+-- name: schedule_delete
+DELETE FROM schedules WHERE id = ?;
+
+-- name: schedule_get
+SELECT id, workflow, input, cron, every, timezone, overlap, catchup, paused, next_at, buffered_at,
+       last_instance, created_at, updated_at
+FROM schedules WHERE id = ?;
+
+-- name: schedules_due
+-- Due ticks, and buffered ticks waiting for the previous run to end.
+SELECT id, workflow, input, cron, every, timezone, overlap, catchup, paused, next_at, buffered_at,
+       last_instance, created_at, updated_at
+FROM schedules WHERE paused = 0 AND (next_at <= :now OR buffered_at IS NOT NULL)
+ORDER BY next_at LIMIT :limit;
+
+-- name: schedules_all
+SELECT id, workflow, input, cron, every, timezone, overlap, catchup, paused, next_at, buffered_at,
+       last_instance, created_at, updated_at
+FROM schedules ORDER BY id;
+
+-- name: schedule_next_at
+SELECT min(next_at) FROM schedules WHERE paused = 0;
