@@ -436,7 +436,12 @@ class Engine:
         return None if data is None else serializer.decode(data, type)
 
     async def wait_event(
-        self, workflow_id: str, key: str, *, timeout: float | None = None, type: Any = Any  # noqa: A002
+        self,
+        workflow_id: str,
+        key: str,
+        *,
+        timeout: float | None = None,
+        type: Any = Any,  # noqa: A002
     ) -> Any:
         """Wait until the workflow publishes ``key``; ``ResultTimeout`` after ``timeout``."""
         check_name("event key", key)
@@ -450,7 +455,9 @@ class Engine:
             if data is not None:
                 return serializer.decode(data, type)
             if row.status in TERMINAL:
-                raise InvalidState(f"workflow {workflow_id!r} is {row.status.value} and never set event {key!r}")
+                raise InvalidState(
+                    f"workflow {workflow_id!r} is {row.status.value} and never set event {key!r}"
+                )
             wait = poll if deadline is None else min(poll, deadline - loop.time())
             if wait <= 0:
                 raise ResultTimeout(f"workflow {workflow_id!r} did not set event {key!r} within {timeout}s")
@@ -483,7 +490,9 @@ class Engine:
         writer = self._ready()
         check_name("schedule id", schedule_id)
         if len(schedule_id) > 150:
-            raise InvalidArgument(f"schedule id is {len(schedule_id)} characters long; at most 150 are allowed")
+            raise InvalidArgument(
+                f"schedule id is {len(schedule_id)} characters long; at most 150 are allowed"
+            )
         defn = self._definition(workflow)
         schedules.validate(cron, every, timezone, overlap, catchup)
         now = self.clock.now()
@@ -499,7 +508,9 @@ class Engine:
                 raise NotFound(f"schedule {schedule_id!r} vanished while being created; create it again")
             same = ("workflow", "input", "cron", "every", "timezone", "overlap", "catchup")
             if any(getattr(found, f) != getattr(row, f) for f in same):
-                raise Conflict(f"schedule {schedule_id!r} already exists with another definition; delete it first")
+                raise Conflict(
+                    f"schedule {schedule_id!r} already exists with another definition; delete it first"
+                )
             row = found
         if self._executor is not None:
             self._executor.nudge()
@@ -530,7 +541,9 @@ class Engine:
         row = await self._schedule(schedule_id)
         now = self.clock.now()
         nxt = schedules.next_tick(row.cron, row.every, row.timezone, now)
-        await self._ready().submit((PauseSchedule(schedule_id=schedule_id, paused=False, next_at=nxt, now=now),))
+        await self._ready().submit(
+            (PauseSchedule(schedule_id=schedule_id, paused=False, next_at=nxt, now=now),)
+        )
         if self._executor is not None:
             self._executor.nudge()
 
@@ -596,5 +609,7 @@ class Engine:
 
 
 def _check_timeout(timeout: float | None) -> None:
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
+    ):
         raise InvalidArgument(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}")

@@ -180,7 +180,12 @@ class SyncEngine:
         return self._portal.call(self.engine.get_event, workflow_id, key, type=type)
 
     def wait_event(
-        self, workflow_id: str, key: str, *, timeout: float | None = None, type: Any = Any  # noqa: A002
+        self,
+        workflow_id: str,
+        key: str,
+        *,
+        timeout: float | None = None,
+        type: Any = Any,  # noqa: A002
     ) -> Any:
         return self._portal.call(self.engine.wait_event, workflow_id, key, timeout=timeout, type=type)
 

@@ -158,7 +158,11 @@ class Executor:
                 log.warning("claiming failed: %s", exc)
             # Wake at the next local timer (durable time), the poll (real time: work other
             # processes start), or a nudge, whichever comes first.
-            waits = [asyncio.ensure_future(self.real.sleep_until(self.real.now() + self.poll_interval, self._nudge))]
+            waits = [
+                asyncio.ensure_future(
+                    self.real.sleep_until(self.real.now() + self.poll_interval, self._nudge)
+                )
+            ]
             if self._timers:
                 waits.append(asyncio.ensure_future(clock.sleep_until(self._timers[0][0], self._nudge)))
             try:

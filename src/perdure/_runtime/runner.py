@@ -130,7 +130,10 @@ def decode_input(rt: Runtime, defn: Definition, data: bytes) -> tuple[tuple[Any,
 def _recorded(entry: JournalEntry) -> PerdureError:
     """A perdure error recorded at a position, raised again the same way on replay."""
     info = serializer.decode_error(entry.result)
-    kinds: dict[str, type[PerdureError]] = {"perdure.NotFound": NotFound, "perdure.InvalidState": InvalidState}
+    kinds: dict[str, type[PerdureError]] = {
+        "perdure.NotFound": NotFound,
+        "perdure.InvalidState": InvalidState,
+    }
     return kinds.get(info.type, PerdureError)(info.message)
 
 
@@ -429,13 +432,17 @@ class Activation:
             value: T = serializer.decode(entry.result, type_)
             return value
         value = make()
-        self.append_soon(Append(instance_id=self.id, token=self.token, entries=(self._entry(pos, kind, kind, value),)))
+        self.append_soon(
+            Append(instance_id=self.id, token=self.token, entries=(self._entry(pos, kind, kind, value),))
+        )
         return value
 
     def _entry(self, pos: int, kind: str, name: str, value: Any, *, ok: bool = True) -> JournalEntry:
         now = self.rt.clock.now()
         result = serializer.encode(value) if ok else serializer.encode_error(value)
-        return JournalEntry(position=pos, kind=kind, name=name, ok=ok, result=result, started_at=now, ended_at=now)
+        return JournalEntry(
+            position=pos, kind=kind, name=name, ok=ok, result=result, started_at=now, ended_at=now
+        )
 
     # --- child workflows ---------------------------------------------------------
 
@@ -455,7 +462,9 @@ class Activation:
         coro = self._start_child(pos, child, data, cid, parent_close)
         return coro if self.defn.is_async else self.blocking(coro)
 
-    async def _start_child(self, pos: int, child: Definition, data: bytes, cid: str, parent_close: str) -> str:
+    async def _start_child(
+        self, pos: int, child: Definition, data: bytes, cid: str, parent_close: str
+    ) -> str:
         existing = await self.rt.store.get_instance(cid)
         if existing is not None and (existing.name != child.name or existing.input != data):
             error = Conflict(f"child workflow id {cid!r} already exists with another workflow or arguments")
@@ -498,7 +507,11 @@ class Activation:
             ok, result = True, row.output or serializer.encode(None)
         else:
             ok = False
-            result = row.error if row.status is Status.FAILED and row.error else serializer.encode_error(WorkflowCancelled(child_id))
+            result = (
+                row.error
+                if row.status is Status.FAILED and row.error
+                else serializer.encode_error(WorkflowCancelled(child_id))
+            )
         entry = JournalEntry(position=pos, kind="child_result", name=child_id, ok=ok, result=result,
                              started_at=now, ended_at=now)  # fmt: skip
         await self.append(Append(instance_id=self.id, token=self.token, entries=(entry,)))
@@ -577,7 +590,9 @@ class Activation:
             seq, payload = found
             entry = JournalEntry(position=pos, kind="recv", name=topic, ok=True, result=payload,
                                  started_at=self.rt.clock.now(), ended_at=self.rt.clock.now())  # fmt: skip
-            await self.append(Append(instance_id=self.id, token=self.token, entries=(entry,), consumes=((topic, seq),)))
+            await self.append(
+                Append(instance_id=self.id, token=self.token, entries=(entry,), consumes=((topic, seq),))
+            )
             return serializer.decode(payload, type_)
         if deadline is not None and self.rt.clock.now() >= deadline:
             await self.append(Append(instance_id=self.id, token=self.token,

@@ -40,7 +40,9 @@ def validate(cron: str | None, every: float | None, timezone: str, overlap: str,
             f"cron {cron!r} is not a valid cron expression; use 5 fields like '*/5 * * * *' "
             "(or 6, seconds last)"
         )
-    if every is not None and (isinstance(every, bool) or not isinstance(every, (int, float)) or not every >= 1):
+    if every is not None and (
+        isinstance(every, bool) or not isinstance(every, (int, float)) or not every >= 1
+    ):
         raise InvalidArgument(f"every must be a number of seconds >= 1, got {every!r}")
     zone(timezone)
     if overlap not in OVERLAP:
@@ -53,7 +55,9 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise InvalidArgument(f"unknown time zone {name!r}; use an IANA name like 'Europe/Paris' or 'UTC'") from None
+        raise InvalidArgument(
+            f"unknown time zone {name!r}; use an IANA name like 'Europe/Paris' or 'UTC'"
+        ) from None
 
 
 def next_tick(cron: str | None, every: float | None, timezone: str, after: float) -> float:

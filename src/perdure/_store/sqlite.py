@@ -131,7 +131,18 @@ class _AppendRows:
     def add(self, op: Append) -> None:
         iid = op.instance_id
         self.entries.extend(
-            (iid, e.position, e.kind, e.name, int(e.ok), e.result, e.input, e.attempts, e.started_at, e.ended_at)
+            (
+                iid,
+                e.position,
+                e.kind,
+                e.name,
+                int(e.ok),
+                e.result,
+                e.input,
+                e.attempts,
+                e.started_at,
+                e.ended_at,
+            )
             for e in op.entries
         )
         self.retries.extend((iid, r.position, r.attempts, r.last_error, r.next_at) for r in op.retries)
@@ -190,7 +201,13 @@ def _insert_row(r: InstanceRow) -> tuple[Any, ...]:
 
 
 def _message_row(m: Message) -> dict[str, Any]:
-    return {"target": m.target, "topic": m.topic, "payload": m.payload, "sender_key": m.sender_key, "now": m.at}
+    return {
+        "target": m.target,
+        "topic": m.topic,
+        "payload": m.payload,
+        "sender_key": m.sender_key,
+        "now": m.at,
+    }
 
 
 def _deliver(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
@@ -530,7 +547,8 @@ class SQLiteStore:
     async def load_runs(self, instance_id: str) -> list[RunRow]:
         def q(c: sqlite3.Connection) -> list[RunRow]:
             return [
-                RunRow(run=r, input=i, steps=n, ended_at=e) for r, i, n, e in c.execute(Q["runs_load"], (instance_id,))
+                RunRow(run=r, input=i, steps=n, ended_at=e)
+                for r, i, n, e in c.execute(Q["runs_load"], (instance_id,))
             ]
 
         return await self._read(q, "load_runs")
@@ -543,7 +561,9 @@ class SQLiteStore:
         return await self._read(q, "get_schedule")
 
     async def list_schedules(self) -> list[ScheduleRow]:
-        return await self._read(lambda c: [_schedule(r) for r in c.execute(Q["schedules_all"])], "list_schedules")
+        return await self._read(
+            lambda c: [_schedule(r) for r in c.execute(Q["schedules_all"])], "list_schedules"
+        )
 
     async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
         def q(c: sqlite3.Connection) -> list[ScheduleRow]:
@@ -572,4 +592,3 @@ def _parse_cursor(cursor: str | None) -> int:
     if not isinstance(cursor, str) or not cursor.startswith("s") or not cursor[1:].isdigit():
         raise InvalidArgument(f"invalid cursor {cursor!r}; pass back the cursor a listing returned")
     return int(cursor[1:])
-
