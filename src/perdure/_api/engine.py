@@ -56,7 +56,7 @@ from perdure._model.records import (
 from perdure._runtime import schedules
 from perdure._runtime.clock import Clock, SystemClock
 from perdure._runtime.executor import Executor
-from perdure._runtime.runner import Runtime
+from perdure._runtime.runner import Runtime, answer_query
 from perdure._store.faulty import FaultyStore, parse_faults
 from perdure._store.protocol import Store
 from perdure._store.retrying import RetryingStore
@@ -162,6 +162,7 @@ class Engine:
         self._writer: Writer | None = None
         self._executor: Executor | None = None
         self._pools: list[ThreadPoolExecutor] = []
+        self._rt: Runtime | None = None
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._opened = False
         self._closed = False
@@ -187,7 +188,7 @@ class Engine:
                 ThreadPoolExecutor(self._threads[0], thread_name_prefix="perdure-workflow"),
                 ThreadPoolExecutor(self._threads[1], thread_name_prefix="perdure-step"),
             ]
-            rt = Runtime(
+            rt = self._rt = Runtime(
                 store=self._store,
                 writer=self._writer,
                 registry=self.registry,
@@ -463,6 +464,30 @@ class Engine:
                 raise ResultTimeout(f"workflow {workflow_id!r} did not set event {key!r} within {timeout}s")
             await asyncio.sleep(wait)
             poll = min(poll * 2, 0.5)
+
+    async def query(self, workflow_id: str, name: str, *args: Any) -> Any:
+        """Ask a workflow's query handler (``perdure.on_query``) about its current state.
+
+        A workflow loaded in this process answers from memory; any other is replayed
+        read-only from its journal up to its last recorded operation. Queries never
+        change the workflow or its journal.
+        """
+        row = await self._row(workflow_id)
+        check_name("query name", name)
+        act = self._executor.local(workflow_id) if self._executor is not None else None
+        if act is not None and name in act.queries:
+            return act.answer(name, args)
+        return await answer_query(self._query_runtime(), row, name, args)
+
+    def _query_runtime(self) -> Runtime:
+        if self._rt is None:
+            pool = ThreadPoolExecutor(4, thread_name_prefix="perdure-query")
+            self._pools.append(pool)
+            self._rt = Runtime(
+                store=self._store, writer=self._ready(), registry=self.registry, clock=self.clock,
+                workflow_threads=pool, step_threads=pool, unload_after=0.0,
+            )  # fmt: skip
+        return self._rt
 
     # --- schedules ---------------------------------------------------------------
 

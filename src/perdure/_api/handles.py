@@ -173,6 +173,10 @@ class WorkflowHandle(Generic[R]):
     async def history(self) -> list[HistoryEntry]:
         return await self._engine.history(self.id)
 
+    async def query(self, name: str, *args: Any) -> Any:
+        """Ask the workflow's query handler ``name``; see ``Engine.query``."""
+        return await self._engine.query(self.id, name, *args)
+
     async def runs(self) -> list[RunInfo]:
         """The runs before the current one, if it continued as new; oldest first."""
         return await self._engine.runs(self.id)

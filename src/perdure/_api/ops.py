@@ -10,7 +10,7 @@ import inspect
 import math
 import random as _random
 import uuid as _uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Literal, NoReturn, TypeVar, cast
 
@@ -230,3 +230,16 @@ def decode_arguments(defn: Definition, data: bytes) -> tuple[tuple[Any, ...], di
     values = serializer.decode_input(defn.signature, defn.hints(), data)
     bound = inspect.BoundArguments(defn.signature, values)
     return bound.args, bound.kwargs
+
+
+def on_query(name: str, handler: Callable[..., Any]) -> None:
+    """Register ``handler`` to answer ``handle.query(name, *args)`` with the workflow's state.
+
+    The handler must only read (it runs beside the workflow, or on a read-only replay
+    of it); its return value goes back as JSON.
+    """
+    act = context.require_activation("perdure.on_query()")
+    check_name("query name", name)
+    if not callable(handler):
+        raise InvalidArgument(f"on_query({name!r}, ...) needs a callable handler, got {handler!r}")
+    act.on_query(name, handler)

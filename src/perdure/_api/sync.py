@@ -85,6 +85,9 @@ class SyncHandle(Generic[R]):
     def history(self) -> list[HistoryEntry]:
         return self._portal.call(self._handle.history)
 
+    def query(self, name: str, *args: Any) -> Any:
+        return self._portal.call(self._handle.query, name, *args)
+
     def runs(self) -> list[RunInfo]:
         return self._portal.call(self._handle.runs)
 
@@ -153,6 +156,9 @@ class SyncEngine:
 
     def history(self, workflow_id: str) -> list[HistoryEntry]:
         return self._portal.call(self.engine.history, workflow_id)
+
+    def query(self, workflow_id: str, name: str, *args: Any) -> Any:
+        return self._portal.call(self.engine.query, workflow_id, name, *args)
 
     def runs(self, workflow_id: str) -> list[RunInfo]:
         return self._portal.call(self.engine.runs, workflow_id)

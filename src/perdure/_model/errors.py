@@ -15,6 +15,7 @@
     ├── StepFailed                          a step gave up (non-retryable or out of attempts)
     ├── StepTimedOut                        one attempt of a step ran past its timeout
     ├── NonRetryableError                   raise it in a step to stop its retries
+    ├── QueryFailed                         a query handler raised
     ├── ResultTimeout (TimeoutError)        waiting for a result took longer than asked
     └── StoreError
         ├── StoreUnavailable                transient: a retry may help (busy, locked, I/O)
@@ -138,6 +139,12 @@ class StepTimedOut(PerdureError):
 
 class NonRetryableError(PerdureError):
     """Raise this (or a subclass) in a step to fail it at once, without retries."""
+
+
+class QueryFailed(PerdureError):
+    """A workflow's query handler raised; the message says what."""
+
+    http_status = 422
 
 
 class ResultTimeout(PerdureError, TimeoutError):

@@ -303,6 +303,10 @@ class Executor:
             log.warning("could not release %s: %s", row.id, exc)
         return End.DRAINED
 
+    def local(self, instance_id: str) -> Activation | None:
+        """The activation of ``instance_id`` if this executor has it loaded."""
+        return self.active.get(instance_id)
+
     def cancel_local(self, instance_id: str) -> bool:
         act = self.active.get(instance_id)
         if act is None:

@@ -31,10 +31,12 @@ from perdure._model.definitions import Definition, Kind, Registry
 from perdure._model.errors import (
     Conflict,
     ContinueAsNew,
+    InvalidArgument,
     InvalidState,
     NonDeterminismError,
     NotFound,
     PerdureError,
+    QueryFailed,
     StaleClaim,
     StepFailed,
     StepTimedOut,
@@ -166,7 +168,10 @@ class Activation:
         self.loop = asyncio.get_running_loop()
         self.cancel_requested = row.cancel_requested
         self._cancel_delivered = False
-        self.suspending: Suspend | ContinueAsNew | None = None
+        self.suspending: BaseException | None = None
+        self.read_only = False
+        """A replay to answer queries: it stops at the first operation not recorded, writing nothing."""
+        self.queries: dict[str, Callable[..., Any]] = {}
         self.draining = False
         """Set by a graceful shutdown: the next operation unloads the instance (its steps in flight are recorded first)."""
         self.broken: BaseException | None = None
@@ -219,6 +224,9 @@ class Activation:
             self.broken = exc
             raise
         if entry is None:
+            if self.read_only:
+                self.suspending = _QueryStop()  # the state queries see: as of the last record
+                raise self.suspending
             self.deliver_cancel()
         return pos, entry
 
@@ -292,6 +300,9 @@ class Activation:
 
     async def wait_until(self, when: float) -> None:
         """Wait for ``when``: in memory if it is near, else unload the instance until then."""
+        if self.read_only:
+            self.suspending = _QueryStop()
+            raise self.suspending
         self.deliver_cancel()
         if when - self.rt.clock.now() > self.rt.unload_after:
             self.suspend(when)
@@ -611,6 +622,26 @@ class Activation:
                    events=((key, payload, self.rt.clock.now()),))
         )  # fmt: skip
 
+    # --- queries -----------------------------------------------------------------
+
+    def on_query(self, name: str, handler: Callable[..., Any]) -> None:
+        """Register a read-only handler; not recorded (replay registers it again)."""
+        self.queries[name] = handler
+
+    def answer(self, name: str, args: tuple[Any, ...]) -> Any:
+        handler = self.queries.get(name)
+        if handler is None:
+            known = ", ".join(sorted(self.queries)) or "none"
+            raise InvalidArgument(f"workflow {self.id!r} has no query {name!r} (it registers: {known})")
+        try:
+            value = handler(*args)
+            # The same plain JSON a remote caller would get.
+            return serializer.decode(serializer.encode(value))
+        except Exception as exc:
+            raise QueryFailed(
+                f"query {name!r} of workflow {self.id!r} raised {type(exc).__name__}: {exc}"
+            ) from exc
+
     # --- the run ---------------------------------------------------------------
 
     async def drive(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[End, float | None]:
@@ -692,6 +723,25 @@ class Activation:
         )[0]
         assert isinstance(outcome, AppendOutcome)
         return End(status.value) if outcome.ok else End.STALE
+
+
+class _QueryStop(BaseException):
+    """Ends a read-only replay at the first operation that was not recorded."""
+
+
+async def answer_query(rt: Runtime, row: InstanceRow, name: str, args: tuple[Any, ...]) -> Any:
+    """Answer query ``name`` by replaying ``row``'s journal read-only up to its current state."""
+    loaded = await load(rt, row)
+    if isinstance(loaded, str):
+        raise InvalidState(f"cannot query workflow {row.id!r}: {loaded}")
+    act, args_, kwargs = loaded
+    act.read_only = True
+    act.cancel_requested = False
+    try:
+        await act._run_code(args_, kwargs)
+    except (Exception, _QueryStop, Suspend, ContinueAsNew, asyncio.CancelledError):  # noqa: BLE001, S110
+        pass  # where or how the code stopped does not matter: the handlers it registered do
+    return act.answer(name, args)
 
 
 def _relay(target: concurrent.futures.Future[T], source: asyncio.Future[T]) -> None:
