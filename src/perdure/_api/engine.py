@@ -163,7 +163,7 @@ class Engine:
         self._executor: Executor | None = None
         self._pools: list[ThreadPoolExecutor] = []
         self._rt: Runtime | None = None
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._waiters: dict[str, list[asyncio.Future[InstanceRow | None]]] = {}
         self._opened = False
         self._closed = False
         self._sync: SyncEngine | None = None
@@ -262,11 +262,23 @@ class Engine:
 
     @overload
     async def start(
-        self, workflow: Workflow[Any, R], /, *args: Any, id: str | None = None, **kwargs: Any
+        self,
+        workflow: Workflow[Any, R],
+        /,
+        *args: Any,
+        id: str | None = None,
+        execution_timeout: float | None = None,
+        **kwargs: Any,
     ) -> WorkflowHandle[R]: ...
     @overload
     async def start(
-        self, workflow: str, /, *args: Any, id: str | None = None, **kwargs: Any
+        self,
+        workflow: str,
+        /,
+        *args: Any,
+        id: str | None = None,
+        execution_timeout: float | None = None,
+        **kwargs: Any,
     ) -> WorkflowHandle[Any]: ...
 
     async def start(
@@ -275,13 +287,18 @@ class Engine:
         /,
         *args: Any,
         id: str | None = None,  # noqa: A002 - the documented keyword (id="order-1")
+        execution_timeout: float | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[Any]:
         """Start ``workflow(*args, **kwargs)`` under ``id`` (generated if None).
 
         Idempotent: if ``id`` exists with the same workflow and arguments, its handle
         is returned; with another workflow or other arguments, ``Conflict``.
+        ``execution_timeout``: seconds after which the instance fails with
+        ``WorkflowTimedOut`` as its error, wherever it stands.
         """
+        if execution_timeout is not None:
+            _positive_timeout("execution_timeout", execution_timeout)
         writer = self._ready()
         defn = self._definition(workflow)
         data = encode_arguments(defn, args, kwargs)
@@ -299,6 +316,7 @@ class Engine:
             wake_at=now,
             owner=ex.id if ex and ours else None,
             token=1 if ours else 0,
+            deadline=None if execution_timeout is None else now + execution_timeout,
         )
         inserted = (await writer.submit((CreateInstance(row),)))[0]
         if inserted:
@@ -418,7 +436,9 @@ class Engine:
             raise InvalidArgument(f"the value sent on {topic!r} cannot be serialized: {exc}") from None
         message = Message(
             target=workflow_id, topic=topic, payload=payload, at=self.clock.now(),
-            sender_key=None if idempotency_key is None else f"client:{idempotency_key}",
+            # Without a caller's key, one per call: a commit retried after a lost
+            # acknowledgement must not deliver twice.
+            sender_key=f"client:{idempotency_key}" if idempotency_key is not None else f"send:{uuid.uuid4().hex}",
         )  # fmt: skip
         status = (await writer.submit((Send(message=message),)))[0]
         if status is None:
@@ -581,9 +601,8 @@ class Engine:
 
     async def delete_schedule(self, schedule_id: str) -> None:
         """Delete the schedule; workflows its ticks started are left alone."""
-        check_name("schedule id", schedule_id)
-        if not (await self._ready().submit((DeleteSchedule(schedule_id),)))[0]:
-            raise NotFound(f"no schedule with id {schedule_id!r}")
+        await self._schedule(schedule_id)  # NotFound; the delete itself may be retried harmlessly
+        await self._ready().submit((DeleteSchedule(schedule_id),))
 
     async def result(self, workflow_id: str, *, timeout: float | None = None) -> Any:
         """Wait for the instance to end; see ``WorkflowHandle.result``."""
@@ -603,18 +622,25 @@ class Engine:
         deadline = None if timeout is None else loop.time() + timeout
         poll = 0.05
         while True:
-            fut = loop.create_future()
+            fut: asyncio.Future[InstanceRow | None] = loop.create_future()
             self._waiters.setdefault(workflow_id, []).append(fut)
             try:
-                row = await self._row(workflow_id)
-                if row.status in TERMINAL:
+                # Run here: this executor hands over the final row when it ends, no reads.
+                # Elsewhere (or unknown): read, then poll for other processes' progress.
+                local = self._executor is not None and workflow_id in self._executor.active
+                row = None if local else await self._row(workflow_id)
+                if row is not None and row.status in TERMINAL:
                     return row
-                wait = poll if deadline is None else min(poll, deadline - loop.time())
+                wait = (30.0 if local else poll) if deadline is None else min(poll, deadline - loop.time())
                 if wait <= 0:
-                    raise ResultTimeout(f"workflow {workflow_id!r} is still {row.status} after {timeout}s")
-                # Woken by this process's executor, or polling for other processes'.
+                    status = row.status if row is not None else "running"
+                    raise ResultTimeout(f"workflow {workflow_id!r} is still {status} after {timeout}s")
                 await asyncio.wait([fut], timeout=wait)
-                poll = min(poll * 2, 1.0)
+                final = fut.result() if fut.done() else None
+                if final is not None and final.status in TERMINAL:
+                    return final
+                if not local:
+                    poll = min(poll * 2, 1.0)
             finally:
                 waiters = self._waiters.get(workflow_id)
                 if waiters is not None:
@@ -622,15 +648,20 @@ class Engine:
                     if not waiters:
                         del self._waiters[workflow_id]
 
-    def _ended(self, workflow_id: str) -> None:
+    def _ended(self, workflow_id: str, final: InstanceRow | None = None) -> None:
         for fut in self._waiters.get(workflow_id, ()):
             if not fut.done():
-                fut.set_result(None)
+                fut.set_result(final)
 
     @property
     def executor_stats(self) -> dict[str, int]:
         """Counters of this process's executor (activations, recoveries, parked)."""
         return dict(self._executor.stats) if self._executor else {}
+
+
+def _positive_timeout(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise InvalidArgument(f"{name} must be a number of seconds > 0, got {value!r}")
 
 
 def _check_timeout(timeout: float | None) -> None:

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from perdure._model import crashpoints
 from perdure._model.errors import StoreError
 from perdure._model.records import (
@@ -49,7 +51,7 @@ class Executor:
         poll_interval: float = 0.5,
         max_active: int = 10_000,
         max_recoveries: int = 10,
-        on_end: Callable[[str], None] = lambda _id: None,
+        on_end: Callable[[str, InstanceRow | None], None] = lambda _id, _row: None,
     ) -> None:
         self.rt = rt
         rt.nudge = self.nudge
@@ -239,7 +241,7 @@ class Executor:
         update = InstanceUpdate(status=Status.PARKED, updated_at=self.rt.clock.now(), park_reason=reason)
         await self.rt.writer.submit((Append(instance_id=row.id, token=row.token, update=update),))
         self.stats["parked"] += 1
-        self.on_end(row.id)
+        self.on_end(row.id, None)
 
     def run(self, row: InstanceRow, *, fresh: bool = False) -> None:
         """Drive ``row`` (claimed by this executor under ``row.token``).
@@ -257,6 +259,7 @@ class Executor:
         self.stats["activations"] += 1
         end: End = End.ABORTED
         wake_at: float | None = None
+        final: InstanceRow | None = None
         try:
             loaded = await load(self.rt, row, fresh=fresh)
             if isinstance(loaded, str):
@@ -266,15 +269,22 @@ class Executor:
             self.active[row.id] = act
             act.draining = self._stopping
             end, wake_at = await act.drive(args, kwargs)
+            if act.final is not None:
+                u = act.final
+                final = msgspec.structs.replace(
+                    row, status=u.status, updated_at=u.updated_at, output=u.output, error=u.error
+                )
         except asyncio.CancelledError:
             end = await self._release(row)
         except Exception as exc:  # noqa: BLE001 - the instance stays ours; drive it again later
             log.warning("instance %s aborted (%s: %s); retrying it", row.id, type(exc).__name__, exc)
         finally:
             self.active.pop(row.id, None)
-            self._after(row, end, wake_at)
+            self._after(row, end, wake_at, final)
 
-    def _after(self, row: InstanceRow, end: End, wake_at: float | None) -> None:
+    def _after(
+        self, row: InstanceRow, end: End, wake_at: float | None, final: InstanceRow | None = None
+    ) -> None:
         if end is End.WAITING and wake_at is not None:
             heapq.heappush(self._timers, (wake_at, row.id))
             self._nudge.set()
@@ -282,7 +292,7 @@ class Executor:
             loop = asyncio.get_running_loop()
             loop.call_later(1.0, self.run, row)
         if end is not End.ABORTED:
-            self.on_end(row.id)
+            self.on_end(row.id, final)
 
     async def _park(self, row: InstanceRow, reason: str) -> End:
         log.warning("parking %s: %s", row.id, reason)

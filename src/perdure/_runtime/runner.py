@@ -44,6 +44,7 @@ from perdure._model.errors import (
     Suspend,
     WorkflowCancelled,
     WorkflowFailed,
+    WorkflowTimedOut,
 )
 from perdure._model.records import (
     TERMINAL,
@@ -167,6 +168,10 @@ class Activation:
         self.retries = {r.position: r for r in retries}
         self.loop = asyncio.get_running_loop()
         self.cancel_requested = row.cancel_requested
+        self.deadline = row.deadline
+        self.timed_out = False
+        self.final: InstanceUpdate | None = None
+        """What the activation recorded when it ended or unloaded."""
         self._cancel_delivered = False
         self.suspending: BaseException | None = None
         self.read_only = False
@@ -186,6 +191,9 @@ class Activation:
     def check(self) -> None:
         if self.broken is not None:
             raise self.broken
+        if self.timed_out and not self.read_only:
+            assert self.deadline is not None
+            raise WorkflowTimedOut(self.id, self.deadline)
         if self.suspending is not None:
             # Unwinding to unload: ``finally`` blocks must not record anything now; they
             # run for real when the code runs again.
@@ -552,14 +560,15 @@ class Activation:
 
         The message is committed with this position's journal entry; a replay sends
         nothing. A target that does not exist or has ended is an error, recorded so
-        that replay raises it again.
+        that replay raises it again. A value that cannot be serialized raises before
+        a position is taken, the same way on replay.
         """
+        payload = serializer.encode(value)
         pos, entry = self.take("send", topic)
         if entry is not None:
             if not entry.ok:
                 raise _recorded(entry)
             return _Ready(None, None) if self.defn.is_async else None
-        payload = serializer.encode(value)
         coro = self._send(pos, target, topic, payload)
         return coro if self.defn.is_async else self.blocking(coro)
 
@@ -613,10 +622,10 @@ class Activation:
 
     def set_event(self, key: str, value: Any) -> None:
         """Publish ``value`` under ``key``, readable from outside; recorded with its entry."""
+        payload = serializer.encode(value)  # before the position: a bad value takes none
         pos, entry = self.take("set_event", key)
         if entry is not None:
             return
-        payload = serializer.encode(value)
         self.append_soon(
             Append(instance_id=self.id, token=self.token, entries=(self._entry(pos, "set_event", key, value),),
                    events=((key, payload, self.rt.clock.now()),))
@@ -646,6 +655,29 @@ class Activation:
 
     async def drive(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[End, float | None]:
         """Run the workflow code to its end, a suspension, or a failure, and record that."""
+        if self.deadline is None:
+            return await self._drive(args, kwargs)
+        if self.rt.clock.now() >= self.deadline:
+            return await self._time_out(), None
+        watchdog = self.loop.create_task(self._watchdog(self.deadline))
+        try:
+            return await self._drive(args, kwargs)
+        finally:
+            watchdog.cancel()
+
+    async def _watchdog(self, deadline: float) -> None:
+        await self.rt.clock.sleep_until(deadline)
+        self.timed_out = True
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    async def _time_out(self) -> End:
+        assert self.deadline is not None
+        return await self._finish(
+            Status.FAILED, error=serializer.encode_error(WorkflowTimedOut(self.id, self.deadline))
+        )
+
+    async def _drive(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[End, float | None]:
         try:
             value = await self._run_code(args, kwargs)
             if self.broken is not None:
@@ -661,6 +693,8 @@ class Activation:
         except StaleClaim:
             return End.STALE, None
         except (asyncio.CancelledError, WorkflowCancelled) as exc:
+            if self.timed_out:
+                return await self._time_out(), None
             if isinstance(exc, asyncio.CancelledError) and not self.cancel_requested:
                 raise  # the executor is stopping, not a cancellation of this workflow
             return await self._finish(Status.CANCELLED), None
@@ -670,12 +704,15 @@ class Activation:
             return await self._finish(Status.FAILED, error=serializer.encode_error(exc)), None
         except Exception as exc:  # noqa: BLE001 - the user's error is the workflow's outcome
             return await self._finish(Status.FAILED, error=serializer.encode_error(exc)), None
+        return await self._complete(value), None
+
+    async def _complete(self, value: Any) -> End:
         try:
             output = serializer.encode(value)
         except (TypeError, OverflowError) as exc:
             err = TypeError(f"workflow {self.defn.name!r} returned a value perdure cannot serialize: {exc}")
-            return await self._finish(Status.FAILED, error=serializer.encode_error(err)), None
-        return await self._finish(Status.COMPLETED, output=output), None
+            return await self._finish(Status.FAILED, error=serializer.encode_error(err))
+        return await self._finish(Status.COMPLETED, output=output)
 
     async def _run_code(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         fn = self.defn.fn
@@ -706,6 +743,8 @@ class Activation:
         # Steps the code started but never awaited still commit under this claim: let
         # them land before the end is recorded, so nothing follows it in the journal.
         await self._idle.wait()
+        if status is Status.WAITING and self.deadline is not None:
+            wake_at = self.deadline if wake_at is None else min(wake_at, self.deadline)
         update = InstanceUpdate(
             status=status,
             updated_at=self.rt.clock.now(),
@@ -722,6 +761,8 @@ class Activation:
             await self.rt.writer.submit((Append(instance_id=self.id, token=self.token, update=update),))
         )[0]
         assert isinstance(outcome, AppendOutcome)
+        if outcome.ok:
+            self.final = update
         return End(status.value) if outcome.ok else End.STALE
 
 
