@@ -1,0 +1,324 @@
+"""``perdure bench``: the workloads of BENCHMARKS.md, measured through the public API.
+
+Each run happens in a fresh process (the hidden ``_once`` command), so peak RSS,
+threads and warm caches never carry over from one run to the next. The parent
+prints one JSON object per workload (and per flavour, for ``throughput``): the
+median of the runs as ``figures``, every run under ``runs``, with the
+parameters, what exactly was measured, versions and machine. Progress goes to
+stderr, JSON to stdout. Durability is the engine's default: WAL, synchronous=FULL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+import perdure
+from perdure._cli.workloads import (
+    EXECUTORS,
+    FLAVOURS,
+    RUNS,
+    Figures,
+    Params,
+    child_command,
+    child_env,
+    last_json,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+TITLES = {
+    "floor": "floor",
+    "steps-seq": "W1 steps-seq",
+    "throughput": "W2 throughput",
+    "roundtrip": "W3 roundtrip",
+    "recovery": "W4 recovery",
+    "replay": "W8 replay",
+}
+MEASURED = {
+    "floor": (
+        "wall time of N commits of one single-row INSERT each (BEGIN IMMEDIATE; INSERT; COMMIT) on a raw "
+        "sqlite3 connection in WAL mode with synchronous=FULL, divided by N, after 20 warm-up commits"
+    ),
+    "steps-seq": (
+        "wall time from engine.start() to result() of one workflow running N sequential no-op steps, "
+        "divided by N (the start and end commits included); the engine is open and warmed up by one "
+        "10-step workflow first; the floor is measured in the same process, in the same directory"
+    ),
+    "throughput": (
+        "wall time from starting all workflows at once (asyncio.gather of engine.start) to the last "
+        "result(); cpu_s is os.times() user+system of the whole process over that interval; peak_rss_mb "
+        "is ru_maxrss of the run's own process (one fresh process per run, engine warmed by 1 workflow)"
+    ),
+    "roundtrip": (
+        "per iteration, in process and in a row: engine.start() of a 1-step workflow, then result(); "
+        "after 5 warm-up iterations; p50_in_floor_commits = p50 / floor_ms_per_commit (the floor's mean "
+        "commit time; its median is floor_p50_ms), measured in the same process in the same directory"
+    ),
+    "recovery": (
+        "an executor process starts all workflows (ids wf0..), is SIGKILLed once half of all steps have "
+        "written their effect line; a new executor process is spawned: restart_to_all_done_s is from "
+        "that spawn to the moment it has read every result (interpreter start and engine open included); "
+        "lost_workflows: not COMPLETED with the right result, read afterwards by a client engine; "
+        "step_reexecutions: effect lines minus distinct effect lines (each step appends one); "
+        "max_runs_of_one_step: the most times one step's effect was written"
+    ),
+    "replay": (
+        "an executor process records N completed no-op steps, then dies (os._exit) inside the next "
+        "step (the marker); a new process opens an engine, which claims and replays the instance: "
+        "open_to_first_new_step_ms is from just before perdure.Engine(...) is constructed and opened to "
+        "the marker step's body starting (journal load and replay of all N steps included); "
+        "workflow_entry_to_first_new_step_ms is the replay inside the workflow code alone; "
+        "spawn_to_first_new_step_ms adds interpreter start and imports"
+    ),
+}
+WORST = frozenset({"lost_workflows", "missing_effects", "bad_results"})
+"""Figures that must be zero: reported as the worst run, not the median."""
+
+
+@click.group()
+def bench() -> None:
+    """Run the benchmark workloads of BENCHMARKS.md.
+
+    Each prints one JSON object on stdout (one per flavour for throughput):
+    the median of --runs runs as "figures", every run under "runs".
+    """
+
+
+def _common(fn: F) -> F:
+    fn = click.option(
+        "--db",
+        metavar="URL",
+        default=None,
+        help="sqlite:///path of a new database file (default: a fresh file in a temporary directory)",
+    )(fn)
+    fn = click.option(
+        "--runs", default=3, show_default=True, type=click.IntRange(1), help="runs; the median is reported"
+    )(fn)
+    return fn
+
+
+def _flavour(default: str, *, both: bool = False) -> Callable[[F], F]:
+    choices = [*FLAVOURS, "both"] if both else list(FLAVOURS)
+    return click.option(
+        "--flavour",
+        type=click.Choice(choices),
+        default=default,
+        show_default=True,
+        help="async: async def workflow and steps; sync: def workflow and steps",
+    )
+
+
+@bench.command()
+@click.option("--commits", default=2000, show_default=True, type=click.IntRange(1))
+@_common
+def floor(commits: int, runs: int, db: str | None) -> None:
+    """The storage floor: us per durable single-row commit on raw sqlite3."""
+    _report("floor", {"commits": commits}, runs, db)
+
+
+@bench.command("steps-seq")
+@click.option("--steps", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--floor-commits", default=1000, show_default=True, type=click.IntRange(1))
+@_flavour("async")
+@_common
+def steps_seq(steps: int, floor_commits: int, flavour: str, runs: int, db: str | None) -> None:
+    """W1: one workflow runs N sequential no-op steps; us per step, ratio to the floor."""
+    _report("steps-seq", {"steps": steps, "flavour": flavour, "floor_commits": floor_commits}, runs, db)
+
+
+@bench.command()
+@click.option("--workflows", default=2000, show_default=True, type=click.IntRange(1))
+@click.option("--steps", default=10, show_default=True, type=click.IntRange(1))
+@_flavour("both", both=True)
+@_common
+def throughput(workflows: int, steps: int, flavour: str, runs: int, db: str | None) -> None:
+    """W2: many workflows of no-op steps started at once; workflows/s, steps/s, CPU, RSS."""
+    for fl in FLAVOURS if flavour == "both" else (flavour,):
+        _report("throughput", {"workflows": workflows, "steps": steps, "flavour": fl}, runs, db)
+
+
+@bench.command()
+@click.option("--iterations", default=500, show_default=True, type=click.IntRange(1))
+@click.option("--floor-commits", default=1000, show_default=True, type=click.IntRange(1))
+@_flavour("async")
+@_common
+def roundtrip(iterations: int, floor_commits: int, flavour: str, runs: int, db: str | None) -> None:
+    """W3: start a 1-step workflow and wait for its result, N times in a row; p50/p99."""
+    params = {"iterations": iterations, "flavour": flavour, "floor_commits": floor_commits}
+    _report("roundtrip", params, runs, db)
+
+
+@bench.command()
+@click.option("--workflows", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--steps", default=20, show_default=True, type=click.IntRange(2))
+@click.option("--sleep-ms", default=10.0, show_default=True, type=click.FloatRange(0))
+@_flavour("async")
+@_common
+def recovery(workflows: int, steps: int, sleep_ms: float, flavour: str, runs: int, db: str | None) -> None:
+    """W4: SIGKILL the executor when half the steps are done, restart; time, losses, re-runs."""
+    params = {"workflows": workflows, "steps": steps, "sleep": sleep_ms / 1000, "flavour": flavour}
+    _report("recovery", params, runs, db)
+
+
+@bench.command()
+@click.option("--steps", default=10_000, show_default=True, type=click.IntRange(1))
+@_flavour("async")
+@_common
+def replay(steps: int, flavour: str, runs: int, db: str | None) -> None:
+    """W8: recover a workflow whose journal holds N completed steps; ms to the first new step."""
+    _report("replay", {"steps": steps, "flavour": flavour}, runs, db)
+
+
+@bench.command("_once", hidden=True)
+@click.argument("kind", type=click.Choice(sorted(RUNS)))
+@click.argument("params")
+@click.argument("db", type=click.Path(path_type=Path))
+def once(kind: str, params: str, db: Path) -> None:
+    """One measured run in this process; prints its figures."""
+    try:
+        figures = RUNS[kind](json.loads(params), db)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(figures))
+
+
+@bench.command("_executor", hidden=True)
+@click.argument("role", type=click.Choice(sorted(EXECUTORS)))
+@click.argument("params")
+def executor(role: str, params: str) -> None:
+    """An executor process that recovery and replay kill and restart."""
+    figures = asyncio.run(EXECUTORS[role](json.loads(params)))
+    click.echo(json.dumps(figures))
+
+
+# --- running and reporting ---------------------------------------------------------
+
+
+def _report(kind: str, params: Params, runs: int, db: str | None) -> None:
+    results: list[Figures] = []
+    for k in range(runs):
+        shown = " ".join(f"{key}={value}" for key, value in params.items())
+        click.echo(f"perdure bench {kind} {shown}: run {k + 1}/{runs}", err=True)
+        with _database(db, k) as path:
+            results.append(_run_once(kind, params, path))
+    doc = {
+        "system": "perdure",
+        "workload": TITLES[kind],
+        "store": "sqlite",
+        "durability": {"journal_mode": "wal", "synchronous": "FULL"},
+        "params": params,
+        "runs_n": runs,
+        "figures": summarize(results),
+        "runs": results,
+        "measured": MEASURED[kind],
+        **environment(),
+    }
+    click.echo(json.dumps(doc))
+
+
+def _run_once(kind: str, params: Params, db: Path) -> Figures:
+    proc = subprocess.run(
+        child_command("_once", kind, json.dumps(params), str(db)),
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise click.ClickException(
+            f"a {kind} run failed (exit status {proc.returncode}); see its error above"
+        )
+    try:
+        return last_json(proc.stdout, f"a {kind} run")
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@contextmanager
+def _database(db: str | None, k: int) -> Iterator[Path]:
+    """The database file of run ``k``: new each time; a temporary one is removed after."""
+    if db is None:
+        tmp = Path(tempfile.mkdtemp(prefix="perdure-bench-"))
+        try:
+            yield tmp / "bench.db"
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
+    path = _path_of(db)
+    if k:
+        path = path.with_name(f"{path.stem}-{k + 1}{path.suffix}")
+    if path.exists():
+        raise click.UsageError(
+            f"{path} exists; the benchmark needs a new database: name a file that does not exist"
+        )
+    if not path.parent.is_dir():
+        raise click.UsageError(f"the directory of {path} does not exist")
+    yield path
+
+
+def _path_of(url: str) -> Path:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise click.BadParameter(
+            f"{url!r} is not a SQLite URL; use sqlite:///relative.db or sqlite:////absolute.db",
+            param_hint="--db",
+        )
+    if "?" in url:
+        raise click.BadParameter(
+            f"{url!r} has parameters; the benchmark always runs with the durable defaults", param_hint="--db"
+        )
+    return Path(url[len(prefix) :])
+
+
+def summarize(runs: list[Figures]) -> Figures:
+    """The median of each numeric figure over the runs (the worst for must-be-zero ones)."""
+    out: Figures = {}
+    for key, first in runs[0].items():
+        values = [r[key] for r in runs]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            out[key] = first
+        elif key in WORST:
+            out[key] = max(values)
+        else:
+            median = statistics.median(values)
+            out[key] = round(median, 3) if isinstance(median, float) else median
+    return out
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def environment() -> Figures:
+    """Versions and machine, so figures are only compared within one machine."""
+    return {
+        "versions": {
+            "perdure": perdure.__version__,
+            "sqlite": sqlite3.sqlite_version,
+            "msgspec": _version("msgspec"),
+        },
+        "machine": {
+            "python": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "arch": platform.machine(),
+        },
+    }

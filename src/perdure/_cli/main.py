@@ -1,0 +1,26 @@
+"""The ``perdure`` command: one click group; each verb lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+import perdure
+from perdure._cli.bench import bench
+
+
+@click.group(name="perdure", context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(perdure.__version__, prog_name="perdure")
+def cli() -> None:
+    """perdure: durable execution for Python on SQLite."""
+
+
+cli.add_command(bench)
+
+
+def main() -> None:
+    """Entry point of the ``perdure`` script and of ``python -m perdure._cli.main``."""
+    cli.main(prog_name="perdure")
+
+
+if __name__ == "__main__":
+    main()
