@@ -148,7 +148,16 @@ def encode_arguments(defn: Definition, args: tuple[Any, ...], kwargs: dict[str, 
     except TypeError as exc:
         raise InvalidArgument(f"wrong arguments for workflow {defn.name!r}{defn.signature}: {exc}") from None
     try:
-        return serializer.encode_input(bound.arguments)
+        data = serializer.encode_input(bound.arguments)
+        # What the runner will decode must decode now: a value that does not fit its annotation
+        # (a str for an int, NaN for a float) would otherwise park the instance at its first run.
+        serializer.decode_input(defn.signature, defn.hints(), data)
+        return data
+    except ValueError as exc:  # msgspec.ValidationError
+        raise InvalidArgument(
+            f"arguments of workflow {defn.name!r} do not fit its annotations: {exc}; pass values "
+            "of the annotated types (NaN and infinity are not JSON numbers)"
+        ) from None
     except (TypeError, OverflowError):
         for arg_name, value in bound.arguments.items():
             try:

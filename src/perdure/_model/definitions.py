@@ -9,6 +9,7 @@ was handed. Registration is the only side effect of decorating.
 from __future__ import annotations
 
 import enum
+import functools
 import inspect
 import typing
 from collections.abc import Callable
@@ -61,11 +62,16 @@ class Definition:
     """``fn``'s signature, to check arguments at call time."""
 
     def hints(self) -> dict[str, Any]:
-        """Type hints of ``fn`` (parameters and ``return``); ``{}`` if unresolvable."""
-        try:
-            return typing.get_type_hints(self.fn)
-        except Exception:  # noqa: BLE001 - unresolvable forward refs decode as plain JSON
-            return {}
+        """Type hints of ``fn`` (parameters and ``return``); ``{}`` if unresolvable. Cached."""
+        return _hints(self.fn)
+
+
+@functools.lru_cache(maxsize=4096)
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - unresolvable forward refs decode as plain JSON
+        return {}
 
 
 class Registry:

@@ -54,7 +54,7 @@ class RetryPolicy:
         if self.max_interval < self.initial_interval:
             raise InvalidArgument(
                 f"{owner}.max_interval ({self.max_interval}) must be >= initial_interval "
-                f"({self.initial_interval})"
+                f"({self.initial_interval}); raise max_interval or lower initial_interval"
             )
         if not isinstance(self.non_retryable, tuple) or not all(
             isinstance(t, type) and issubclass(t, BaseException) for t in self.non_retryable

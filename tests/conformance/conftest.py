@@ -1,0 +1,79 @@
+"""The ``store`` fixture: every conformance test runs on each backend listed in BACKENDS.
+
+A backend knows how to make a store on a fresh database of its own, and how
+to tamper with that database from outside the store (foreign tables, a newer
+schema) for the migration tests. To add PostgreSQL, write a ``Backend`` for it
+and add its name to ``BACKENDS``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+
+from perdure._store.protocol import Store
+from perdure._store.sqlite import SQLiteStore
+
+
+class Backend(Protocol):
+    name: str
+
+    def make_store(self) -> Store:
+        """A store (not yet opened) on this backend's database."""
+
+    def add_foreign_table(self) -> None:
+        """Give the database a table of some other application."""
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Overwrite a row of perdure_meta, behind the store's back."""
+
+    def corrupt(self) -> None:
+        """Make the database something the backend cannot read as a database at all."""
+
+
+class SQLiteBackend:
+    name = "sqlite"
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.path = tmp_path / "store.db"
+
+    def make_store(self) -> Store:
+        return SQLiteStore(str(self.path))
+
+    def _execute(self, sql: str, params: tuple[str, ...] = ()) -> None:
+        conn = sqlite3.connect(self.path)
+        try:
+            with conn:
+                conn.execute(sql, params)
+        finally:
+            conn.close()
+
+    def add_foreign_table(self) -> None:
+        self._execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT)")
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._execute("UPDATE perdure_meta SET value = ? WHERE key = ?", (value, key))
+
+    def corrupt(self) -> None:
+        self.path.write_bytes(b"these are not the pages you are looking for\n" * 200)
+
+
+BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": SQLiteBackend}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return BACKENDS[request.param](tmp_path)
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[Store]:
+    """An opened store on a fresh, migrated database."""
+    s = backend.make_store()
+    await s.open()
+    yield s
+    await s.close()

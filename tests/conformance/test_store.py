@@ -1,0 +1,594 @@
+"""The Store protocol suite: what every store must do, written against the protocol only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from perdure._model.errors import IncompatibleDatabase, InvalidArgument, StoreUnavailable
+from perdure._model.records import (
+    Append,
+    AppendOutcome,
+    Beat,
+    Claim,
+    CreateInstance,
+    ExpireExecutor,
+    InstanceRow,
+    InstanceUpdate,
+    JournalEntry,
+    Message,
+    Op,
+    Outcome,
+    RequestCancel,
+    Resume,
+    RetryState,
+    Send,
+    Status,
+)
+from perdure._store import migrate
+from perdure._store.faulty import FaultyStore, parse_faults
+from perdure._store.protocol import Store
+from perdure._store.retrying import RetryingStore
+
+from .conftest import Backend
+
+NOW = 1_700_000_000.0
+LIVE = NOW + 60.0
+"""A lease that has not expired yet."""
+
+
+def row(
+    iid: str,
+    *,
+    name: str = "wf",
+    status: Status = Status.PENDING,
+    wake_at: float | None = NOW,
+    owner: str | None = None,
+    token: int = 0,
+    data: bytes = b'J{"x":1}',
+) -> InstanceRow:
+    return InstanceRow(
+        id=iid, name=name, status=status, input=data, created_at=NOW, updated_at=NOW,
+        wake_at=wake_at, owner=owner, token=token,
+    )  # fmt: skip
+
+
+def entry(position: int, *, name: str = "charge", result: bytes = b"J1") -> JournalEntry:
+    return JournalEntry(
+        position=position, kind="step", name=name, ok=True, result=result, input=b"J[]",
+        attempts=1, started_at=NOW, ended_at=NOW + 1,
+    )  # fmt: skip
+
+
+async def commit1(store: Store, op: Op) -> Outcome:
+    (outcome,) = await store.commit([op])
+    return outcome
+
+
+async def create(store: Store, *rows: InstanceRow) -> None:
+    outcomes = await store.commit([CreateInstance(r) for r in rows])
+    assert outcomes == [True] * len(rows)
+
+
+async def running(store: Store, iid: str, *, owner: str = "ex-1", token: int = 1) -> InstanceRow:
+    """An instance claimed by ``owner`` under ``token``, as an engine creates its own starts."""
+    r = row(iid, status=Status.RUNNING, owner=owner, token=token)
+    await create(store, r)
+    return r
+
+
+async def claim(
+    store: Store, executor: str = "ex-2", claim_id: str = "c-1", *, now: float = NOW, limit: int = 100,
+    only: tuple[str, ...] = (),
+) -> list[InstanceRow]:  # fmt: skip
+    # A real executor holds a live lease while it claims; one without a lease is taken for dead.
+    await commit1(store, Beat(executor=executor, host="h", pid=2, expires_at=now + 60))
+    rows = await commit1(
+        store, Claim(executor=executor, claim_id=claim_id, now=now, lease_now=now, limit=limit, only=only)
+    )
+    assert isinstance(rows, list)
+    return rows
+
+
+async def state(store: Store, ids: Sequence[str]) -> dict[str, Any]:
+    """Everything the protocol lets one read about these instances."""
+    return {
+        iid: (
+            await store.get_instance(iid),
+            await store.load_journal(iid),
+            await store.load_retries(iid),
+            await store.next_message(iid, "topic"),
+            await store.get_event(iid, "key"),
+        )
+        for iid in ids
+    } | {"executors": await store.list_executors()}
+
+
+# --- create -----------------------------------------------------------------
+
+
+async def test_create_inserts_once_and_a_second_create_changes_nothing(store: Store) -> None:
+    original = row("w1")
+    assert await commit1(store, CreateInstance(original)) is True
+
+    other = row("w1", name="other", data=b'J{"x":2}', status=Status.RUNNING, owner="ex-9", token=7)
+    assert await commit1(store, CreateInstance(other)) is False
+
+    assert await store.get_instance("w1") == original
+
+
+async def test_an_unknown_instance_reads_as_none_and_empty(store: Store) -> None:
+    assert await store.get_instance("nope") is None
+    assert await store.load_journal("nope") == []
+    assert await store.load_retries("nope") == []
+
+
+# --- append, fenced -----------------------------------------------------------
+
+
+async def test_append_with_the_current_token_writes_entries_retries_and_update(store: Store) -> None:
+    await running(store, "w1")
+    retry = RetryState(position=2, attempts=1, last_error=b'J"boom"', next_at=NOW + 5)
+    update = InstanceUpdate(status=Status.WAITING, updated_at=NOW + 2, wake_at=NOW + 5, owner=None)
+    outcome = await commit1(
+        store,
+        Append(instance_id="w1", token=1, entries=(entry(0), entry(1)), retries=(retry,), update=update),
+    )
+    assert outcome == AppendOutcome(ok=True, cancel_requested=False)
+    assert await store.load_journal("w1") == [entry(0), entry(1)]
+    assert await store.load_retries("w1") == [retry]
+    found = await store.get_instance("w1")
+    assert found is not None
+    assert (found.status, found.wake_at, found.owner) == (Status.WAITING, NOW + 5, None)
+
+
+async def test_append_with_a_stale_token_writes_nothing_and_says_so(store: Store) -> None:
+    await running(store, "w1", token=3)
+    before = await state(store, ["w1"])
+    stale = Append(
+        instance_id="w1", token=2, entries=(entry(0),),
+        retries=(RetryState(position=0, attempts=1, last_error=b"J0", next_at=NOW),),
+        update=InstanceUpdate(status=Status.COMPLETED, updated_at=NOW + 1, output=b"J1"),
+        sends=(Message(target="w1", topic="topic", payload=b"J1", at=NOW, sender_key="w1:0"),),
+        events=(("key", b"J1", NOW),),
+    )  # fmt: skip
+    assert await commit1(store, stale) == AppendOutcome(ok=False)
+    assert await state(store, ["w1"]) == before
+
+
+async def test_append_to_a_missing_instance_is_refused(store: Store) -> None:
+    assert await commit1(store, Append(instance_id="ghost", token=0, entries=(entry(0),))) == AppendOutcome(
+        ok=False
+    )
+    assert await store.load_journal("ghost") == []
+
+
+async def test_appends_in_one_batch_are_fenced_one_by_one(store: Store) -> None:
+    await running(store, "w1", token=1)
+    await running(store, "w2", token=5)
+    outcomes = await store.commit(
+        [
+            Append(instance_id="w1", token=1, entries=(entry(0),)),
+            Append(instance_id="w2", token=4, entries=(entry(0),)),
+            Append(instance_id="w2", token=5, entries=(entry(0, name="refund"),)),
+        ]
+    )
+    assert [o.ok for o in outcomes if isinstance(o, AppendOutcome)] == [True, False, True]
+    assert [e.name for e in await store.load_journal("w2")] == ["refund"]
+
+
+async def test_a_recorded_journal_position_is_never_overwritten(store: Store) -> None:
+    await running(store, "w1")
+    await commit1(store, Append(instance_id="w1", token=1, entries=(entry(0, result=b"J1"),)))
+    outcome = await commit1(store, Append(instance_id="w1", token=1, entries=(entry(0, result=b"J2"),)))
+    assert isinstance(outcome, AppendOutcome)
+    assert outcome.ok
+    assert await store.load_journal("w1") == [entry(0, result=b"J1")]
+
+
+async def test_clear_retries_drops_retry_state_when_the_instance_ends(store: Store) -> None:
+    await running(store, "w1")
+    retry = RetryState(position=0, attempts=2, last_error=b"J0", next_at=NOW)
+    await commit1(store, Append(instance_id="w1", token=1, retries=(retry,)))
+    end = InstanceUpdate(status=Status.COMPLETED, updated_at=NOW + 1, output=b"J3", clear_retries=True)
+    await commit1(store, Append(instance_id="w1", token=1, entries=(entry(0),), update=end))
+    assert await store.load_retries("w1") == []
+    found = await store.get_instance("w1")
+    assert found is not None
+    assert (found.status, found.output) == (Status.COMPLETED, b"J3")
+
+
+async def test_a_message_sent_with_its_journal_entry_is_delivered_once_per_sender(store: Store) -> None:
+    await running(store, "sender")
+    await create(store, row("target"))
+    message = Message(target="target", topic="topic", payload=b'J"hi"', at=NOW, sender_key="sender:0")
+    send = Append(instance_id="sender", token=1, entries=(entry(0),), sends=(message,))
+    await commit1(store, send)
+    await commit1(store, send)
+    assert await store.next_message("target", "topic") == (1, b'J"hi"')
+    # Consumed with the receiver's journal entry: then there is nothing more.
+    (claimed,) = await claim(store, only=("target",))
+    recv = JournalEntry(position=0, kind="recv", name="topic", ok=True, result=b'J"hi"')
+    await commit1(
+        store, Append(instance_id="target", token=claimed.token, entries=(recv,), consumes=(("topic", 1),))
+    )
+    assert await store.next_message("target", "topic") is None
+
+
+# --- every operation is safe to submit twice ---------------------------------
+
+
+async def _world(store: Store) -> None:
+    await running(store, "run", owner="ex-1", token=1)
+    await create(store, row("due"), row("parked", status=Status.PARKED), row("later", wake_at=NOW + 3600))
+    await commit1(store, Beat(executor="ex-1", host="h", pid=1, expires_at=LIVE))
+
+
+TWICE: dict[str, list[Op]] = {
+    "create": [CreateInstance(row("new"))],
+    "append": [
+        Append(
+            instance_id="run",
+            token=1,
+            entries=(entry(0), entry(1)),
+            retries=(RetryState(position=2, attempts=1, last_error=b"J0", next_at=NOW + 1),),
+            update=InstanceUpdate(status=Status.WAITING, updated_at=NOW + 1, wake_at=NOW + 1),
+            sends=(Message(target="later", topic="topic", payload=b"J1", at=NOW, sender_key="run:1"),),
+            events=(("key", b'J"v"', NOW),),
+        )
+    ],
+    "claim": [Claim(executor="ex-2", claim_id="c-9", now=NOW, lease_now=NOW, limit=10)],
+    "beat": [Beat(executor="ex-3", host="h", pid=3, expires_at=LIVE)],
+    "expire": [ExpireExecutor(executor="ex-1")],
+    "cancel-pending": [RequestCancel(instance_id="due", now=NOW + 1)],
+    "cancel-running": [RequestCancel(instance_id="run", now=NOW + 1)],
+    "resume": [Resume(instance_id="parked", now=NOW + 1)],
+    "send": [
+        Send(message=Message(target="later", topic="topic", payload=b"J2", at=NOW, sender_key="client:k"))
+    ],
+}
+TWICE["all-in-one-batch"] = [op for ops in TWICE.values() for op in ops]
+
+
+@pytest.mark.parametrize("ops", list(TWICE.values()), ids=list(TWICE))
+async def test_every_operation_is_safe_to_submit_twice(store: Store, ops: list[Op]) -> None:
+    await _world(store)
+    ids = ["run", "due", "parked", "later", "new"]
+    first = await store.commit(ops)
+    once = await state(store, ids)
+    second = await store.commit(ops)
+    assert await state(store, ids) == once
+    # A resubmitted claim answers what the first one took (as the rows read now).
+    for op, a, b in zip(ops, first, second, strict=True):
+        if isinstance(op, Claim):
+            assert isinstance(a, list)
+            assert isinstance(b, list)
+            assert a
+            assert [(r.id, r.owner, r.token) for r in a] == [(r.id, r.owner, r.token) for r in b]
+
+
+# --- claims -----------------------------------------------------------------
+
+
+async def test_claim_takes_due_pending_and_waiting_instances_only(store: Store) -> None:
+    await create(
+        store,
+        row("pending-due", wake_at=NOW - 1),
+        row("waiting-due", status=Status.WAITING, wake_at=NOW),
+        row("pending-later", wake_at=NOW + 1),
+        row("waiting-later", status=Status.WAITING, wake_at=NOW + 100),
+        row("parked", status=Status.PARKED, wake_at=NOW - 1),
+        row("completed", status=Status.COMPLETED, wake_at=NOW - 1),
+        row("failed", status=Status.FAILED, wake_at=NOW - 1),
+        row("cancelled", status=Status.CANCELLED, wake_at=NOW - 1),
+    )
+    taken = await claim(store, "ex-2")
+    assert sorted(r.id for r in taken) == ["pending-due", "waiting-due"]
+    for r in taken:
+        assert (r.status, r.owner, r.token, r.recoveries) == (Status.RUNNING, "ex-2", 1, 0)
+        assert await store.get_instance(r.id) == r
+    assert await claim(store, "ex-3", "c-2") == [], "claimed instances are not claimed again"
+
+
+async def test_claim_takes_at_most_limit_and_never_one_twice(store: Store) -> None:
+    await create(store, *(row(f"w{i}", wake_at=NOW - i) for i in range(7)))
+    seen: list[str] = []
+    for n in range(4):
+        batch = await claim(store, "ex-2", f"c-{n}", limit=3)
+        assert len(batch) <= 3
+        seen += [r.id for r in batch]
+    assert sorted(seen) == [f"w{i}" for i in range(7)]
+
+
+async def test_a_repeated_claim_returns_the_same_rows_without_claiming_more(store: Store) -> None:
+    await create(store, row("a"), row("b"))
+    first = await claim(store, "ex-2", "c-1", limit=1)
+    await create(store, row("c"))
+    again = await claim(store, "ex-2", "c-1", limit=1)
+    assert again == first
+    assert len(first) == 1
+    assert first[0].token == 1, "a repeated claim does not bump the token again"
+
+
+async def test_a_targeted_claim_takes_only_the_ids_named(store: Store) -> None:
+    await create(store, row("a"), row("b"), row("c", wake_at=NOW + 10))
+    assert [r.id for r in await claim(store, only=("b", "c"))] == ["b"]
+
+
+async def test_running_instances_of_a_live_executor_are_not_claimed(store: Store) -> None:
+    await running(store, "w1", owner="ex-1")
+    await commit1(store, Beat(executor="ex-1", host="h", pid=1, expires_at=LIVE))
+    assert await claim(store) == []
+
+
+async def test_running_instances_of_an_expired_executor_are_recovered(store: Store) -> None:
+    await running(store, "w1", owner="ex-1", token=4)
+    await commit1(store, Beat(executor="ex-1", host="h", pid=1, expires_at=NOW - 1))
+    (taken,) = await claim(store, "ex-2")
+    assert (taken.id, taken.owner, taken.token, taken.recoveries) == ("w1", "ex-2", 5, 1)
+    # The dead executor's writes are fenced out from now on.
+    assert await commit1(store, Append(instance_id="w1", token=4, entries=(entry(0),))) == AppendOutcome(
+        ok=False
+    )
+    assert await store.load_journal("w1") == []
+
+
+async def test_an_expired_executor_is_recovered_every_time_it_is_claimed(store: Store) -> None:
+    await running(store, "w1", owner="ex-1")
+    await commit1(store, Beat(executor="ex-1", host="h", pid=1, expires_at=LIVE))
+    await commit1(store, ExpireExecutor(executor="ex-1"))
+    (first,) = await claim(store, "ex-2", "c-1")
+    await commit1(store, Beat(executor="ex-2", host="h", pid=2, expires_at=LIVE))
+    await commit1(store, ExpireExecutor(executor="ex-2"))
+    (second,) = await claim(store, "ex-3", "c-2")
+    assert (first.recoveries, second.recoveries) == (1, 2)
+    assert second.owner == "ex-3"
+    assert second.token == first.token + 1
+
+
+async def test_running_instances_whose_executor_is_unknown_are_recovered(store: Store) -> None:
+    # An owner with no lease row (lost, or from another database) is as dead as an expired one.
+    await running(store, "w1", owner="ex-vanished", token=2)
+    (taken,) = await claim(store, "ex-2")
+    assert (taken.id, taken.owner, taken.token, taken.recoveries) == ("w1", "ex-2", 3, 1)
+
+
+async def test_executor_leases_are_listed_and_renewed(store: Store) -> None:
+    await commit1(store, Beat(executor="ex-b", host="h2", pid=2, expires_at=NOW))
+    await commit1(store, Beat(executor="ex-a", host="h1", pid=1, expires_at=NOW))
+    await commit1(store, Beat(executor="ex-a", host="h1", pid=1, expires_at=LIVE))
+    leases = {e.id: e for e in await store.list_executors()}
+    assert sorted(leases) == ["ex-a", "ex-b"]
+    assert (leases["ex-a"].host, leases["ex-a"].pid, leases["ex-a"].expires_at) == ("h1", 1, LIVE)
+
+
+# --- cancel and resume ------------------------------------------------------
+
+
+async def test_cancelling_a_pending_instance_cancels_it_at_once(store: Store) -> None:
+    await create(store, row("w1"))
+    assert await commit1(store, RequestCancel(instance_id="w1", now=NOW + 1)) is Status.CANCELLED
+    found = await store.get_instance("w1")
+    assert found is not None
+    assert (found.status, found.owner, found.cancel_requested) == (Status.CANCELLED, None, True)
+    assert await claim(store) == []
+
+
+async def test_cancelling_a_running_instance_flags_it_for_its_owner(store: Store) -> None:
+    await running(store, "w1", owner="ex-1", token=1)
+    assert await commit1(store, RequestCancel(instance_id="w1", now=NOW + 1)) is Status.RUNNING
+    found = await store.get_instance("w1")
+    assert found is not None
+    assert (found.status, found.owner, found.cancel_requested) == (Status.RUNNING, "ex-1", True)
+    # The owner learns it at its next commit.
+    assert await commit1(store, Append(instance_id="w1", token=1, entries=(entry(0),))) == AppendOutcome(
+        ok=True, cancel_requested=True
+    )
+
+
+@pytest.mark.parametrize("status", [Status.COMPLETED, Status.FAILED, Status.CANCELLED])
+async def test_cancelling_an_ended_instance_changes_nothing(store: Store, status: Status) -> None:
+    await create(store, row("w1", status=status))
+    before = await store.get_instance("w1")
+    assert await commit1(store, RequestCancel(instance_id="w1", now=NOW + 1)) is status
+    assert await store.get_instance("w1") == before
+
+
+async def test_cancel_and_resume_of_a_missing_instance_answer_none(store: Store) -> None:
+    assert await commit1(store, RequestCancel(instance_id="nope", now=NOW)) is None
+    assert await commit1(store, Resume(instance_id="nope", now=NOW)) is None
+
+
+async def test_resume_makes_a_parked_instance_pending_and_due(store: Store) -> None:
+    parked = row("w1", status=Status.PARKED, wake_at=None)
+    await create(store, parked)
+    assert await commit1(store, Resume(instance_id="w1", now=NOW + 5)) is Status.PARKED
+    found = await store.get_instance("w1")
+    assert found is not None
+    assert (found.status, found.wake_at, found.park_reason, found.recoveries, found.owner) == (
+        Status.PENDING, NOW + 5, None, 0, None,
+    )  # fmt: skip
+    assert [r.id for r in await claim(store, now=NOW + 5)] == ["w1"]
+
+
+@pytest.mark.parametrize("status", [Status.PENDING, Status.RUNNING, Status.WAITING, Status.COMPLETED])
+async def test_resume_leaves_instances_that_are_not_parked_alone(store: Store, status: Status) -> None:
+    await create(store, row("w1", status=status, owner="ex-1" if status is Status.RUNNING else None))
+    before = await store.get_instance("w1")
+    assert await commit1(store, Resume(instance_id="w1", now=NOW + 5)) is status
+    assert await store.get_instance("w1") == before
+
+
+# --- listing ----------------------------------------------------------------
+
+
+async def test_listing_pages_newest_first_until_the_cursor_runs_out(store: Store) -> None:
+    await create(store, *(row(f"w{i}") for i in range(7)))
+    pages: list[list[str]] = []
+    cursor: str | None = None
+    while True:
+        page = await store.list_instances(status=None, name=None, limit=3, cursor=cursor)
+        pages.append([r.id for r in page.items])
+        cursor = page.cursor
+        if cursor is None:
+            break
+    assert pages == [["w6", "w5", "w4"], ["w3", "w2", "w1"], ["w0"]]
+
+
+async def test_listing_an_exact_page_has_no_cursor(store: Store) -> None:
+    await create(store, row("a"), row("b"))
+    page = await store.list_instances(status=None, name=None, limit=2, cursor=None)
+    assert [r.id for r in page.items] == ["b", "a"]
+    assert page.cursor is None
+
+
+async def test_listing_filters_by_status_and_name(store: Store) -> None:
+    await create(
+        store,
+        row("a1", name="a"),
+        row("a2", name="a", status=Status.COMPLETED),
+        row("b1", name="b", status=Status.COMPLETED),
+    )
+
+    async def ids(status: Status | None, name: str | None) -> list[str]:
+        return [
+            r.id for r in (await store.list_instances(status=status, name=name, limit=10, cursor=None)).items
+        ]
+
+    assert await ids(None, "a") == ["a2", "a1"]
+    assert await ids(Status.COMPLETED, None) == ["b1", "a2"]
+    assert await ids(Status.COMPLETED, "a") == ["a2"]
+    assert await ids(Status.FAILED, None) == []
+
+
+@pytest.mark.parametrize("pattern", ["%", "_", "a%", "a_c", "a\\%", "' OR '1'='1", "a*", "[a]"])
+async def test_sql_and_like_metacharacters_in_a_name_filter_are_literal(store: Store, pattern: str) -> None:
+    names = ["abc", "a%", "a_c", "a\\%", "axc", "%", "_", "' OR '1'='1", "a*", "[a]"]
+    await create(store, *(row(f"w{i}", name=n) for i, n in enumerate(names)))
+    page = await store.list_instances(status=None, name=pattern, limit=100, cursor=None)
+    assert [r.name for r in page.items] == [pattern]
+
+
+@pytest.mark.parametrize("cursor", ["", "x", "s", "s-1", "1", "s1; DROP TABLE instances", "s1.5"])
+async def test_a_malformed_cursor_is_rejected(store: Store, cursor: str) -> None:
+    with pytest.raises(InvalidArgument, match="cursor"):
+        await store.list_instances(status=None, name=None, limit=10, cursor=cursor)
+
+
+# --- schema -----------------------------------------------------------------
+
+
+async def test_a_fresh_database_gets_the_latest_schema(store: Store, backend: Backend) -> None:
+    assert await store.schema_version() == migrate.latest(backend.name) >= 1
+
+
+async def test_reopening_keeps_the_data_and_the_schema(backend: Backend) -> None:
+    first = backend.make_store()
+    await first.open()
+    await create(first, row("w1"))
+    await first.close()
+    again = backend.make_store()
+    await again.open()
+    try:
+        assert await again.schema_version() == migrate.latest(backend.name)
+        assert await again.get_instance("w1") == row("w1")
+    finally:
+        await again.close()
+
+
+async def _open_fails(backend: Backend) -> str:
+    s = backend.make_store()
+    with pytest.raises(IncompatibleDatabase) as info:
+        await s.open()
+    await s.close()
+    return str(info.value)
+
+
+async def test_a_database_of_another_application_is_refused(backend: Backend) -> None:
+    backend.add_foreign_table()
+    message = await _open_fails(backend)
+    assert "not a perdure database" in message
+    assert "customers" in message, "the message shows what was found"
+
+
+async def test_a_file_that_is_not_a_database_is_refused(backend: Backend) -> None:
+    backend.corrupt()
+    message = await _open_fails(backend)
+    assert "not a" in message
+    assert "database" in message
+
+
+async def test_a_newer_schema_is_refused_with_the_versions_and_the_fix(backend: Backend) -> None:
+    s = backend.make_store()
+    await s.open()
+    await s.close()
+    newer = migrate.latest(backend.name) + 1
+    backend.set_meta("schema_version", str(newer))
+    message = await _open_fails(backend)
+    assert f"schema version {newer}" in message
+    assert str(migrate.latest(backend.name)) in message
+    assert "upgrade perdure" in message
+
+
+async def test_perdure_meta_of_another_application_is_refused(backend: Backend) -> None:
+    s = backend.make_store()
+    await s.open()
+    await s.close()
+    backend.set_meta("app", "someone-else")
+    assert "not a perdure database" in await _open_fails(backend)
+
+
+# --- the faulty store ---------------------------------------------------------
+
+
+async def test_an_ambiguous_fault_commits_then_raises(store: Store) -> None:
+    faulty = FaultyStore(store, {"ambiguous": 1.0}, seed=1)
+    with pytest.raises(StoreUnavailable, match="ambiguous"):
+        await faulty.commit([CreateInstance(row("w1"))])
+    assert await store.get_instance("w1") == row("w1"), "the batch was committed"
+    assert faulty.injected["ambiguous"] == 1
+
+
+@pytest.mark.parametrize("kind", ["timeout", "busy"])
+async def test_timeout_and_busy_faults_write_nothing(store: Store, kind: str) -> None:
+    faulty = FaultyStore(store, {kind: 1.0}, seed=1)
+    with pytest.raises(StoreUnavailable, match=kind):
+        await faulty.commit([CreateInstance(row("w1"))])
+    assert await store.get_instance("w1") is None
+    with pytest.raises(StoreUnavailable):
+        await faulty.get_instance("w1")
+
+
+async def test_a_disconnect_leaves_the_batch_written_or_not(store: Store) -> None:
+    faulty = FaultyStore(store, {"disconnect": 1.0}, seed=3)
+    written = 0
+    for i in range(40):
+        with pytest.raises(StoreUnavailable, match="disconnect"):
+            await faulty.commit([CreateInstance(row(f"w{i}"))])
+        written += await store.get_instance(f"w{i}") is not None
+    assert 0 < written < 40
+
+
+async def test_resubmitting_after_ambiguous_commits_applies_each_batch_once(store: Store) -> None:
+    faulty = FaultyStore(store, {"ambiguous": 0.5, "timeout": 0.2}, seed=11)
+    retrying = RetryingStore(faulty, deadline=10.0, base=0.0001, cap=0.001)
+    await running(store, "w1")
+    for pos in range(20):
+        outcome = (await retrying.commit([Append(instance_id="w1", token=1, entries=(entry(pos),))]))[0]
+        assert outcome == AppendOutcome(ok=True)
+    assert await store.load_journal("w1") == [entry(p) for p in range(20)]
+    assert faulty.injected["ambiguous"] > 0
+    assert retrying.retries > 0
+
+
+def test_fault_specs_are_parsed_and_validated() -> None:
+    assert parse_faults("default") == {"timeout": 0.01, "ambiguous": 0.01, "disconnect": 0.01, "busy": 0.01}
+    assert parse_faults("timeout=0.02, ambiguous=0.5") == {"timeout": 0.02, "ambiguous": 0.5}
+    with pytest.raises(InvalidArgument, match="'nope'"):
+        parse_faults("nope=0.1")
+    with pytest.raises(InvalidArgument, match="not a number"):
+        parse_faults("busy=often")
+    with pytest.raises(InvalidArgument, match=r"\[0, 1\]"):
+        parse_faults("busy=2")
