@@ -67,6 +67,7 @@ from perdure._model.errors import (
     StoreUnavailable,
     WorkflowCancelled,
     WorkflowFailed,
+    WorkflowTimedOut,
 )
 from perdure._model.policies import RetryPolicy
 from perdure._model.records import Status
@@ -108,6 +109,7 @@ __all__ = [
     "WorkflowHandle",
     "WorkflowInfo",
     "WorkflowPage",
+    "WorkflowTimedOut",
     "continue_as_new",
     "idempotency_key",
     "now",

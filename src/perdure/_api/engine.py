@@ -443,9 +443,10 @@ class Engine:
         status = (await writer.submit((Send(message=message),)))[0]
         if status is None:
             raise NotFound(f"no workflow with id {workflow_id!r}")
-        assert isinstance(status, Status)
-        if status in TERMINAL:
-            raise InvalidState(f"workflow {workflow_id!r} is {status.value}; it takes no more messages")
+        if status is not True:  # True: delivered before it ended (a retried commit, a repeated key)
+            assert isinstance(status, Status)
+            if status in TERMINAL:
+                raise InvalidState(f"workflow {workflow_id!r} is {status.value}; it takes no more messages")
         if self._executor is not None:
             self._executor.nudge()
 

@@ -129,11 +129,23 @@ class SyncEngine:
 
     @overload
     def start(
-        self, workflow: Workflow[Any, R], /, *args: Any, id: str | None = None, **kwargs: Any
+        self,
+        workflow: Workflow[Any, R],
+        /,
+        *args: Any,
+        id: str | None = None,
+        execution_timeout: float | None = None,
+        **kwargs: Any,
     ) -> SyncHandle[R]: ...
     @overload
     def start(
-        self, workflow: str, /, *args: Any, id: str | None = None, **kwargs: Any
+        self,
+        workflow: str,
+        /,
+        *args: Any,
+        id: str | None = None,
+        execution_timeout: float | None = None,
+        **kwargs: Any,
     ) -> SyncHandle[Any]: ...
 
     def start(
@@ -142,11 +154,13 @@ class SyncEngine:
         /,
         *args: Any,
         id: str | None = None,  # noqa: A002 - the documented keyword (id="order-1")
+        execution_timeout: float | None = None,
         **kwargs: Any,
     ) -> SyncHandle[Any]:
-        return SyncHandle(
-            self._portal.call(self.engine.start, workflow, *args, id=id, **kwargs), self._portal
+        handle = self._portal.call(
+            self.engine.start, workflow, *args, id=id, execution_timeout=execution_timeout, **kwargs
         )
+        return SyncHandle(handle, self._portal)
 
     def get(self, workflow_id: str) -> SyncHandle[Any]:
         return SyncHandle(self._portal.call(self.engine.get, workflow_id), self._portal)

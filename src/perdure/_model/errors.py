@@ -12,6 +12,7 @@
     ├── NonDeterminismError                 replay found another operation than recorded
     ├── WorkflowFailed                      the workflow raised; carries type, message, traceback
     ├── WorkflowCancelled                   the workflow was cancelled
+    ├── WorkflowTimedOut                    the workflow ran past its execution timeout
     ├── StepFailed                          a step gave up (non-retryable or out of attempts)
     ├── StepTimedOut                        one attempt of a step ran past its timeout
     ├── NonRetryableError                   raise it in a step to stop its retries
@@ -118,6 +119,14 @@ class WorkflowCancelled(PerdureError):
     def __init__(self, workflow_id: str) -> None:
         self.workflow_id = workflow_id
         super().__init__(f"workflow {workflow_id!r} was cancelled")
+
+
+class WorkflowTimedOut(PerdureError):
+    """The workflow ran past its execution timeout; recorded as its failure."""
+
+    def __init__(self, workflow_id: str, timeout_at: float) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(f"workflow {workflow_id!r} passed its execution deadline ({timeout_at:.3f})")
 
 
 class StepFailed(_RecordedError):

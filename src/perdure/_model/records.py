@@ -59,6 +59,8 @@ class InstanceRow(msgspec.Struct, frozen=True, kw_only=True):
     """The workflow that started this one as its child."""
     parent_close: str | None = None
     """What the parent's end does to this child: terminate, request_cancel or abandon."""
+    deadline: float | None = None
+    """Execution timeout: past it the instance fails (epoch seconds)."""
 
 
 class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -262,7 +264,8 @@ class DeleteSchedule(msgspec.Struct, frozen=True, tag=True):
 
 class Send(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     """A message from outside any instance. Outcome: the target's status (delivered only if
-    not terminal), or ``None`` if there is no such instance."""
+    not terminal), ``True`` if its sender key was delivered before the target ended (a
+    retried commit, or a repeated key), or ``None`` if there is no such instance."""
 
     message: Message
 

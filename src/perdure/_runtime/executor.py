@@ -10,7 +10,6 @@ so they start without a claim round trip.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import os
 import uuid
@@ -68,7 +67,8 @@ class Executor:
         self._lock = LocalLock(lock_dir, self.id) if lock_dir else None
         self.active: dict[str, Activation | None] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._timers: list[tuple[float, str]] = []
+        self._next_wake: float | None = None
+        """The earliest durable wake-up the store knows of (a sleeper, a backoff, a tick)."""
         self._nudge = asyncio.Event()
         self._stopping = False
         self._loops: list[asyncio.Task[None]] = []
@@ -156,25 +156,24 @@ class Executor:
             try:
                 await self._fire_schedules()
                 await self._claim_and_run()
+                # Sleepers cost no memory here: the store keeps their wake-ups, ordered.
+                self._next_wake = await self.rt.store.next_wake_at()
             except StoreError as exc:
                 log.warning("claiming failed: %s", exc)
-            # Wake at the next local timer (durable time), the poll (real time: work other
+            # Wake at the next wake-up (durable time), the poll (real time: work other
             # processes start), or a nudge, whichever comes first.
             waits = [
                 asyncio.ensure_future(
                     self.real.sleep_until(self.real.now() + self.poll_interval, self._nudge)
                 )
             ]
-            if self._timers:
-                waits.append(asyncio.ensure_future(clock.sleep_until(self._timers[0][0], self._nudge)))
+            if self._next_wake is not None:
+                waits.append(asyncio.ensure_future(clock.sleep_until(self._next_wake, self._nudge)))
             try:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for w in waits:
                     w.cancel()
-            now = clock.now()
-            while self._timers and self._timers[0][0] <= now:
-                heapq.heappop(self._timers)
 
     async def _fire_schedules(self) -> None:
         """Start the due ticks of schedules; a compare-and-set makes each tick start once."""
@@ -198,9 +197,6 @@ class Executor:
                 new_next_at=p.next_at, buffered_at=p.buffered_at, starts=starts, now=now,
             )  # fmt: skip
             fired = (await self.rt.writer.submit((fire,)))[0] is True or fired
-        upcoming = await self.rt.store.next_schedule_at()
-        if upcoming is not None and (not self._timers or upcoming < self._timers[0][0]):
-            heapq.heappush(self._timers, (upcoming, "schedule"))  # wakes the dispatcher in durable time
         if fired:
             self._nudge.set()
 
@@ -286,8 +282,7 @@ class Executor:
         self, row: InstanceRow, end: End, wake_at: float | None, final: InstanceRow | None = None
     ) -> None:
         if end is End.WAITING and wake_at is not None:
-            heapq.heappush(self._timers, (wake_at, row.id))
-            self._nudge.set()
+            self._nudge.set()  # the next pass reads the earliest wake-up again
         elif end is End.ABORTED and not self._stopping:
             loop = asyncio.get_running_loop()
             loop.call_later(1.0, self.run, row)

@@ -173,6 +173,8 @@ class Activation:
         self.final: InstanceUpdate | None = None
         """What the activation recorded when it ended or unloaded."""
         self._cancel_delivered = False
+        self._cancelled = asyncio.Event()
+        """Set with ``cancel_requested``: ends an in-memory wait (a def workflow has no task to cancel)."""
         self.suspending: BaseException | None = None
         self.read_only = False
         """A replay to answer queries: it stops at the first operation not recorded, writing nothing."""
@@ -302,6 +304,7 @@ class Activation:
         if self.cancel_requested:
             return
         self.cancel_requested = True
+        self._cancelled.set()
         if self.task is not None and self.defn.is_async and not self.task.done():
             self._cancel_delivered = True
             self.task.cancel()
@@ -314,7 +317,8 @@ class Activation:
         self.deliver_cancel()
         if when - self.rt.clock.now() > self.rt.unload_after:
             self.suspend(when)
-        await self.rt.clock.sleep_until(when)
+        await self.rt.clock.sleep_until(when, None if self._cancel_delivered else self._cancelled)
+        self.deliver_cancel()
 
     # --- steps -----------------------------------------------------------------
 

@@ -133,5 +133,5 @@ class FaultyStore:
     async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
         return await self._call(lambda: self.inner.due_schedules(now, limit), writes=False)
 
-    async def next_schedule_at(self) -> float | None:
-        return await self._call(lambda: self.inner.next_schedule_at(), writes=False)
+    async def next_wake_at(self) -> float | None:
+        return await self._call(lambda: self.inner.next_wake_at(), writes=False)

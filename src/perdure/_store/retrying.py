@@ -110,5 +110,5 @@ class RetryingStore:
     async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
         return await self._retry(lambda: self.inner.due_schedules(now, limit))
 
-    async def next_schedule_at(self) -> float | None:
-        return await self._retry(lambda: self.inner.next_schedule_at())
+    async def next_wake_at(self) -> float | None:
+        return await self._retry(lambda: self.inner.next_wake_at())

@@ -103,12 +103,12 @@ def _map_error(exc: sqlite3.Error, where: str) -> StoreError:
 def _row(values: Sequence[Any]) -> InstanceRow:
     # The column order of every instance query in queries.sql; seq (last) stays internal.
     (iid, name, status, inp, out, err, created, updated, wake, owner, token, recov, park, cancel, topic,
-     run, run_input, parent_id, parent_close, _seq) = values  # fmt: skip
+     run, run_input, parent_id, parent_close, deadline, _seq) = values  # fmt: skip
     return InstanceRow(
         id=iid, name=name, status=Status(status), input=inp, output=out, error=err,
         created_at=created, updated_at=updated, wake_at=wake, owner=owner, token=token,
         recoveries=recov, park_reason=park, cancel_requested=bool(cancel), waiting_topic=topic,
-        run=run, run_input=run_input, parent_id=parent_id, parent_close=parent_close,
+        run=run, run_input=run_input, parent_id=parent_id, parent_close=parent_close, deadline=deadline,
     )  # fmt: skip
 
 
@@ -197,7 +197,7 @@ def _schedule(values: Sequence[Any]) -> ScheduleRow:
 def _insert_row(r: InstanceRow) -> tuple[Any, ...]:
     return (r.id, r.name, r.status.value, r.input, r.output, r.error, r.created_at, r.updated_at,
             r.wake_at, r.owner, r.token, r.recoveries, r.park_reason, int(r.cancel_requested),
-            r.parent_id, r.parent_close)  # fmt: skip
+            r.parent_id, r.parent_close, r.deadline)  # fmt: skip
 
 
 def _message_row(m: Message) -> dict[str, Any]:
@@ -292,13 +292,15 @@ def _cancel(conn: sqlite3.Connection, op: RequestCancel) -> Status | None:
     return None if found is None else Status(found[0])
 
 
-def _send(conn: sqlite3.Connection, op: Send) -> Status | None:
+def _send(conn: sqlite3.Connection, op: Send) -> Status | bool | None:
     found = conn.execute(Q["status_of"], (op.message.target,)).fetchone()
     if found is None:
         return None
     status = Status(found[0])
     if status not in TERMINAL:
         _deliver(conn, [_message_row(op.message)])
+    elif conn.execute(Q["message_sent"], (op.message.target, op.message.sender_key)).fetchone():
+        return True  # delivered before the target ended: a retried commit, or a repeated key
     return status
 
 
@@ -571,12 +573,12 @@ class SQLiteStore:
 
         return await self._read(q, "due_schedules")
 
-    async def next_schedule_at(self) -> float | None:
+    async def next_wake_at(self) -> float | None:
         def q(c: sqlite3.Connection) -> float | None:
-            found = c.execute(Q["schedule_next_at"]).fetchone()[0]
+            found = c.execute(Q["next_wake_at"]).fetchone()[0]
             return None if found is None else float(found)
 
-        return await self._read(q, "next_schedule_at")
+        return await self._read(q, "next_wake_at")
 
     async def get_event(self, instance_id: str, key: str) -> bytes | None:
         def q(c: sqlite3.Connection) -> bytes | None:

@@ -10,8 +10,8 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 -- name: instance_insert
 INSERT OR IGNORE INTO instances
     (id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token,
-     recoveries, park_reason, cancel_requested, parent_id, parent_close, seq)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+     recoveries, park_reason, cancel_requested, parent_id, parent_close, deadline, seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
         (SELECT coalesce(max(seq), 0) + 1 FROM instances));
 
 -- name: instance_fences
@@ -39,7 +39,7 @@ SET attempts = excluded.attempts, last_error = excluded.last_error, next_at = ex
 DELETE FROM retries WHERE instance_id = ?;
 
 -- name: claim_repeat
-SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, seq
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, seq
 FROM instances WHERE owner = ? AND claim_id = ?;
 
 -- name: claim_ready
@@ -57,7 +57,7 @@ WHERE id IN (
     ORDER BY i.wake_at
     LIMIT :limit
 )
-RETURNING id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, seq;
+RETURNING id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, seq;
 
 -- name: claim_ready_only
 UPDATE instances
@@ -68,7 +68,7 @@ WHERE id IN (SELECT value FROM json_each(:ids))
   AND ((status IN ('pending', 'waiting') AND wake_at <= :now)
        OR (status = 'running' AND NOT EXISTS (
                SELECT 1 FROM executors AS e WHERE e.id = instances.owner AND e.expires_at >= :lease_now)))
-RETURNING id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, seq;
+RETURNING id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, seq;
 
 -- name: executor_beat
 INSERT INTO executors (id, host, pid, expires_at) VALUES (?, ?, ?, ?)
@@ -103,7 +103,7 @@ WHERE id = ? AND status = 'parked';
 SELECT status FROM instances WHERE id = ?;
 
 -- name: instance_get
-SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, seq
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, seq
 FROM instances WHERE id = ?;
 
 -- name: journal_load
@@ -116,7 +116,7 @@ ORDER BY position;
 
 -- name: instance_list
 -- Newest first; the cursor is the last seq seen.
-SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, seq
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, seq
 FROM instances
 WHERE (:status IS NULL OR status = :status)
   AND (:name IS NULL OR name = :name)
@@ -130,6 +130,9 @@ INSERT OR IGNORE INTO messages (instance_id, topic, seq, payload, sender_key, cr
 VALUES (:target, :topic,
         (SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE instance_id = :target AND topic = :topic),
         :payload, :sender_key, :now);
+
+-- name: message_sent
+SELECT 1 FROM messages WHERE instance_id = ? AND sender_key = ?;
 
 -- name: message_wake
 -- A message on the topic a waiting instance waits for makes it due now.
@@ -183,7 +186,9 @@ DELETE FROM journal WHERE instance_id = :id;
 DELETE FROM retries WHERE instance_id = :id;
 
 -- name: run_next
-UPDATE instances SET run = run + 1, run_input = :input WHERE id = :id;
+-- The token moves too: a retry of this batch (its acknowledgement lost) is then stale and
+-- changes nothing, instead of starting yet another run.
+UPDATE instances SET run = run + 1, run_input = :input, token = token + 1 WHERE id = :id;
 
 -- name: runs_load
 SELECT run, input, steps, ended_at FROM runs WHERE instance_id = ? ORDER BY run;
@@ -243,5 +248,10 @@ SELECT id, workflow, input, cron, every, timezone, overlap, catchup, paused, nex
        last_instance, created_at, updated_at
 FROM schedules ORDER BY id;
 
--- name: schedule_next_at
-SELECT min(next_at) FROM schedules WHERE paused = 0;
+-- name: next_wake_at
+-- The earliest durable wake-up: a waiting instance's, or a schedule's next tick.
+SELECT min(t) FROM (
+    SELECT min(wake_at) AS t FROM instances WHERE status = 'waiting'
+    UNION ALL
+    SELECT min(next_at) AS t FROM schedules WHERE paused = 0
+);
