@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import click
 
 import perdure
+from perdure._cli.sleepers import run_sleepers
 from perdure._cli.workloads import (
     EXECUTORS,
     FLAVOURS,
@@ -40,6 +41,7 @@ from perdure._cli.workloads import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+RUNS["sleepers"] = run_sleepers
 
 TITLES = {
     "floor": "floor",
@@ -48,6 +50,7 @@ TITLES = {
     "roundtrip": "W3 roundtrip",
     "recovery": "W4 recovery",
     "replay": "W8 replay",
+    "sleepers": "W5 sleepers",
 }
 MEASURED = {
     "floor": (
@@ -84,6 +87,12 @@ MEASURED = {
         "the marker step's body starting (journal load and replay of all N steps included); "
         "workflow_entry_to_first_new_step_ms is the replay inside the workflow code alone; "
         "spawn_to_first_new_step_ms adds interpreter start and imports"
+    ),
+    "sleepers": (
+        "N workflows started (gathered in chunks of 5,000) each run one no-op step then sleep; "
+        "kb_per_sleeper is the executor's RSS once all N are waiting minus its RSS before starting "
+        "them (after a warm-up workflow and gc), divided by N; with a sleep of at most 120 s, "
+        "kb_per_sleeper_after_wake is the same once all N have woken and completed"
     ),
 }
 WORST = frozenset({"lost_workflows", "missing_effects", "bad_results"})
@@ -182,6 +191,18 @@ def recovery(workflows: int, steps: int, sleep_ms: float, flavour: str, runs: in
 def replay(steps: int, flavour: str, runs: int, db: str | None) -> None:
     """W8: recover a workflow whose journal holds N completed steps; ms to the first new step."""
     _report("replay", {"steps": steps, "flavour": flavour}, runs, db)
+
+
+@bench.command()
+@click.option("--sleepers", default=10_000, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--sleep", "sleep_s", default=3600.0, show_default=True, type=click.FloatRange(5, min_open=True)
+)
+@_common
+def sleepers(sleepers: int, sleep_s: float, runs: int, db: str | None) -> None:
+    """W5: N workflows run a step, then sleep; executor RSS per sleeper (and after they wake,
+    for sleeps up to 120 s)."""
+    _report("sleepers", {"sleepers": sleepers, "sleep": sleep_s}, runs, db)
 
 
 @bench.command("_once", hidden=True)
