@@ -26,11 +26,17 @@ async def notify(receipt: Receipt) -> None:
     return None
 
 
+@perdure.step(name="tax")
+def tax(amount: int) -> float:
+    return amount * 0.2
+
+
 @perdure.workflow
 async def checkout(order_id: str, amount: int) -> Receipt:
     receipt = await charge(order_id, amount)
     assert_type(receipt, Receipt)
     await notify(receipt)
+    assert_type(await tax(amount), float)  # options keep the function's types
     assert_type(perdure.now().year, int)
     assert_type(perdure.random(), float)
     assert_type(perdure.uuid4().hex, str)
@@ -40,6 +46,10 @@ async def checkout(order_id: str, amount: int) -> Receipt:
 @perdure.workflow(name="checkout-v2")
 def checkout_sync(order_id: str) -> int:
     return 1
+
+
+async def start_with_options(engine: perdure.Engine) -> None:
+    assert_type(await (await engine.start(checkout_sync, "o-1")).result(), int)  # options keep types
 
 
 async def client(engine: perdure.Engine) -> None:

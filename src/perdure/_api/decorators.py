@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from perdure._model.definitions import Definition, Kind, Registry, check_name, default_registry
 from perdure._model.errors import InvalidArgument
@@ -56,6 +56,24 @@ class Step(_Registered, Generic[P, R]):
         return result
 
 
+class _WorkflowDecorator(Protocol):
+    """``@perdure.workflow(...)`` with options: keeps the function's types."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Workflow[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Workflow[P, R]: ...
+
+
+class _StepDecorator(Protocol):
+    """``@perdure.step(...)`` with options: keeps the function's types."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Step[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Step[P, R]: ...
+
+
 def _define(
     kind: Kind,
     fn: Callable[..., Any],
@@ -92,9 +110,7 @@ def workflow(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Workflow[P, R]: ...
 @overload
 def workflow(fn: Callable[P, R], /) -> Workflow[P, R]: ...
 @overload
-def workflow(
-    *, name: str | None = None, registry: Registry | None = None
-) -> Callable[[Callable[P, Any]], Workflow[P, Any]]: ...
+def workflow(*, name: str | None = None, registry: Registry | None = None) -> _WorkflowDecorator: ...
 
 
 def workflow(
@@ -127,7 +143,7 @@ def step(
     retry: RetryPolicy = DEFAULT_RETRY,
     timeout: float | None = None,
     registry: Registry | None = None,
-) -> Callable[[Callable[P, Any]], Step[P, Any]]: ...
+) -> _StepDecorator: ...
 
 
 def step(
