@@ -269,12 +269,12 @@ async def test_invalid_workflow_ids_are_refused_everywhere(
 
 async def test_the_longest_allowed_id_is_accepted(db_url: str, registry: perdure.Registry) -> None:
     @perdure.workflow(registry=registry)
-    async def noop() -> None:
-        return None
+    async def noop() -> int:
+        return 1
 
     async with perdure.Engine(db_url, registry=registry) as engine:
         handle = await engine.start(noop, id="é" * 200)
-        assert await handle.result(timeout=10) is None
+        assert await handle.result(timeout=10) == 1
 
 
 async def test_unknown_ids_are_not_found(db_url: str, registry: perdure.Registry) -> None:

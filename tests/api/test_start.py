@@ -108,15 +108,15 @@ async def test_a_start_without_an_id_gets_a_fresh_one_each_time(
     db_url: str, registry: perdure.Registry
 ) -> None:
     @perdure.workflow(registry=registry)
-    async def noop() -> None:
-        return None
+    async def noop() -> int:
+        return 1
 
     async with perdure.Engine(db_url, registry=registry) as engine:
         a = await engine.start(noop)
         b = await engine.start(noop)
         assert a.id != b.id
-        assert await a.result(timeout=10) is None
-        assert await b.result(timeout=10) is None
+        assert await a.result(timeout=10) == 1
+        assert await b.result(timeout=10) == 1
 
 
 async def test_a_client_without_an_executor_starts_work_that_an_executor_runs(
