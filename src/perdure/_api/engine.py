@@ -101,7 +101,7 @@ class Engine:
         unload_after: waits longer than this many seconds unload the instance.
         lease_ttl: seconds an executor's lease lasts without a heartbeat.
         poll_interval: seconds between looks for work started by other processes.
-        max_active: instances driven at once.
+        max_active: instances driven at once (their memory is the executor's peak).
         max_recoveries: crash recoveries before an instance parks as poison.
         workflow_threads / step_threads: sizes of the pools ``def`` code runs in.
         busy_timeout: seconds to wait for a database lock before giving up.
@@ -118,7 +118,7 @@ class Engine:
         unload_after: float = 5.0,
         lease_ttl: float = 10.0,
         poll_interval: float = 0.5,
-        max_active: int = 10_000,
+        max_active: int = 1000,
         max_recoveries: int = 10,
         workflow_threads: int = 64,
         step_threads: int = 64,
@@ -305,7 +305,9 @@ class Engine:
         wid = check_name("workflow id", id) if id is not None else uuid.uuid4().hex
         now = self.clock.now()
         ex = self._executor
-        ours = ex is not None and not self._closed
+        # Run it here at once if there is room; otherwise it waits as pending and the
+        # dispatcher claims it when an activation ends (memory stays bounded).
+        ours = ex is not None and not self._closed and ex.reserve(wid)
         row = InstanceRow(
             id=wid,
             name=defn.name,
@@ -318,7 +320,11 @@ class Engine:
             token=1 if ours else 0,
             deadline=None if execution_timeout is None else now + execution_timeout,
         )
-        inserted = (await writer.submit((CreateInstance(row),)))[0]
+        try:
+            inserted = (await writer.submit((CreateInstance(row),)))[0]
+        finally:
+            if ex is not None and ours:
+                ex.unreserve(wid)  # run() below takes the slot for real
         if inserted:
             if ex is not None and ours:
                 ex.run(row, fresh=True)

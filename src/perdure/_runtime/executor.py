@@ -48,7 +48,7 @@ class Executor:
         lock_dir: Path | None,
         lease_ttl: float = 10.0,
         poll_interval: float = 0.5,
-        max_active: int = 10_000,
+        max_active: int = 1000,
         max_recoveries: int = 10,
         on_end: Callable[[str, InstanceRow | None], None] = lambda _id, _row: None,
     ) -> None:
@@ -67,6 +67,8 @@ class Executor:
         self._lock = LocalLock(lock_dir, self.id) if lock_dir else None
         self.active: dict[str, Activation | None] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._starved = False
+        self._reserved: set[str] = set()
         self._next_wake: float | None = None
         """The earliest durable wake-up the store knows of (a sleeper, a backoff, a tick)."""
         self._nudge = asyncio.Event()
@@ -201,8 +203,9 @@ class Executor:
             self._nudge.set()
 
     async def _claim_and_run(self) -> None:
-        room = self.max_active - len(self.active)
+        room = self.max_active - len(self.active) - len(self._reserved)
         if room <= 0:
+            self._starved = True
             return
         claim = Claim(
             executor=self.id,
@@ -239,11 +242,23 @@ class Executor:
         self.stats["parked"] += 1
         self.on_end(row.id, None)
 
+    def reserve(self, instance_id: str) -> bool:
+        """Hold a slot for an instance about to be started here; False when full."""
+        if len(self.active) + len(self._reserved) < self.max_active:
+            self._reserved.add(instance_id)
+            return True
+        self._starved = True  # work is waiting for room: claim as soon as some frees up
+        return False
+
+    def unreserve(self, instance_id: str) -> None:
+        self._reserved.discard(instance_id)
+
     def run(self, row: InstanceRow, *, fresh: bool = False) -> None:
         """Drive ``row`` (claimed by this executor under ``row.token``).
 
         ``fresh``: created by this process a moment ago, so there is no journal to read.
         """
+        self._reserved.discard(row.id)
         if row.id in self.active or self._stopping:
             return
         self.active[row.id] = None
@@ -288,6 +303,9 @@ class Executor:
             loop.call_later(1.0, self.run, row)
         if end is not End.ABORTED:
             self.on_end(row.id, final)
+        if self._starved:
+            self._starved = False
+            self._nudge.set()
 
     async def _park(self, row: InstanceRow, reason: str) -> End:
         log.warning("parking %s: %s", row.id, reason)
