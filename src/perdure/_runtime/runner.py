@@ -87,7 +87,7 @@ class Runtime:
         """Parameter types and return type of ``defn``, resolved once."""
         found = self.types.get(id(defn))
         if found is None:
-            hints = defn.hints()
+            hints = dict(defn.hints())  # a copy: the definition's hints are cached and shared
             ret = hints.pop("return", Any)
             found = self.types[id(defn)] = (hints, ret)
         return found
@@ -319,6 +319,7 @@ class Activation:
             self.suspend(when)
         await self.rt.clock.sleep_until(when, None if self._cancel_delivered else self._cancelled)
         self.deliver_cancel()
+        self.check()  # an execution timeout that fell during the wait
 
     # --- steps -----------------------------------------------------------------
 
@@ -588,7 +589,7 @@ class Activation:
                                      entries=(self._entry(pos, "send", topic, error, ok=False),)))  # fmt: skip
             raise error
         message = Message(target=target, topic=topic, payload=payload, at=self.rt.clock.now(),
-                          sender_key=f"{self.id}:{pos}")  # fmt: skip
+                          sender_key=f"wf:{self.id}:{pos}")  # fmt: skip
         await self.append(Append(instance_id=self.id, token=self.token,
                                  entries=(self._entry(pos, "send", topic, target),), sends=(message,)))  # fmt: skip
 
@@ -672,6 +673,7 @@ class Activation:
     async def _watchdog(self, deadline: float) -> None:
         await self.rt.clock.sleep_until(deadline)
         self.timed_out = True
+        self._cancelled.set()  # ends an in-memory wait of a def workflow too
         if self.task is not None and not self.task.done():
             self.task.cancel()
 
