@@ -94,9 +94,9 @@ def holds_for(
 
 
 class Worker:
-    """One ``worker.py`` process; its output goes to a log file."""
+    """One ``worker.py`` process (or another worker ``script``); its output goes to a log file."""
 
-    def __init__(self, args: list[str], log: Path) -> None:
+    def __init__(self, args: list[str], log: Path, *, script: Path = WORKER) -> None:
         env = dict(os.environ)
         env.pop("PERDURE_CRASHPOINT", None)  # only --crashpoint arms one
         env["PYTHONUNBUFFERED"] = "1"
@@ -104,7 +104,7 @@ class Worker:
         self.log = log
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, str(WORKER), *args], stdout=out, stderr=subprocess.STDOUT, env=env
+                [sys.executable, str(script), *args], stdout=out, stderr=subprocess.STDOUT, env=env
             )
         self.pid = self.proc.pid
 
