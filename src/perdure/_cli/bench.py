@@ -91,8 +91,9 @@ MEASURED = {
     "sleepers": (
         "N workflows started (gathered in chunks of 5,000) each run one no-op step then sleep; "
         "kb_per_sleeper is the executor's RSS once all N are waiting minus its RSS before starting "
-        "them (after a warm-up workflow and gc), divided by N; with a sleep of at most 120 s, "
-        "kb_per_sleeper_after_wake is the same once all N have woken and completed"
+        "them (after a warm-up workflow and gc), divided by N; marginal_kb_per_sleeper is the RSS "
+        "growth from N/2 sleeping to N sleeping, divided by N/2; with a sleep of at most 120 s, "
+        "kb_per_sleeper_after_wake is the same as kb_per_sleeper once all N have woken and completed"
     ),
 }
 WORST = frozenset({"lost_workflows", "missing_effects", "bad_results"})

@@ -1,7 +1,10 @@
 """W5 sleepers: many workflows each run one step, then sleep durably.
 
 A sleeping workflow is not in the executor's memory (its wake-up is a row), so
-what is measured is how the executor's RSS grows per sleeper. With a short
+what is measured is how the executor's RSS grows per sleeper: in all
+(``kb_per_sleeper``, which includes the allocator's high-water mark left by
+starting thousands at once) and at the margin (``marginal_kb_per_sleeper``: from
+N/2 to N sleepers, the cost that grows with their number). With a short
 sleep the run also waits for every sleeper to wake and finish, and reports the
 RSS then: it must not grow with the number of sleepers either. Sleeps must be
 longer than the engine's ``unload_after`` (5 s): shorter waits stay in memory
@@ -34,6 +37,11 @@ async def sleeper(seconds: float) -> int:
     return 1
 
 
+async def _start(engine: perdure.Engine, n: int, seconds: float) -> None:
+    for first in range(0, n, CHUNK):
+        await asyncio.gather(*(engine.start(sleeper, seconds) for _ in range(min(CHUNK, n - first))))
+
+
 def _count(db: Path, status: str) -> int:
     # A side reader on the file, outside the engine: the bench watches, it does not steer.
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
@@ -61,8 +69,12 @@ async def _sleepers(p: Params, db: Path) -> Figures:
         gc.collect()
         rss0 = rss_mb()
         t0 = time.perf_counter()
-        for first in range(0, n, CHUNK):
-            await asyncio.gather(*(engine.start(sleeper, seconds) for _ in range(min(CHUNK, n - first))))
+        half = n // 2
+        await _start(engine, half, seconds)
+        await _until(db, "waiting", half, 600)
+        gc.collect()
+        rss_half = rss_mb()
+        await _start(engine, n - half, seconds)
         started = time.perf_counter() - t0
         await _until(db, "waiting", n, 600)
         gc.collect()
@@ -71,8 +83,10 @@ async def _sleepers(p: Params, db: Path) -> Figures:
             "start_per_s": round(n / started, 1),
             "all_sleeping_s": round(time.perf_counter() - t0, 2),
             "rss_before_mb": round(rss0, 1),
+            "rss_half_sleeping_mb": round(rss_half, 1),
             "rss_all_sleeping_mb": round(rss1, 1),
             "kb_per_sleeper": round((rss1 - rss0) * 1024 / n, 3),
+            "marginal_kb_per_sleeper": round((rss1 - rss_half) * 1024 / (n - half), 3),
         }
         if seconds <= 120:
             figures["wake_to_all_done_s"] = round(await _until(db, "completed", n + 1, 600 + seconds), 2)
