@@ -51,7 +51,9 @@ class Step(_Registered, Generic[P, R]):
     workflow, ``step(...)`` returns the value itself."""
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
-        act = context.require_activation(f"step {self.definition.name!r}")
+        act = context.activation.get()
+        if act is None or context.step_scope.get() is not None:  # the hot path skips the message
+            act = context.require_activation(f"step {self.definition.name!r}")
         result: Awaitable[R] = act.call_step(self.definition, args, kwargs)
         return result
 

@@ -88,7 +88,7 @@ class HistoryEntry:
             position=e.position,
             kind=e.kind,
             name=e.name,
-            ok=e.ok,
+            ok=bool(e.ok),
             result=serializer.decode(e.result) if e.ok else None,
             error=ErrorDetails(type=err.type, message=err.message, traceback=err.traceback) if err else None,
             input=serializer.decode(e.input) if e.input is not None else None,

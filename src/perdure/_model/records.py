@@ -63,8 +63,11 @@ class InstanceRow(msgspec.Struct, frozen=True, kw_only=True):
     """Execution timeout: past it the instance fails (epoch seconds)."""
 
 
-class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """The recorded outcome of one durable operation at one position."""
+class JournalEntry(msgspec.Struct, frozen=True):
+    """The recorded outcome of one durable operation at one position.
+
+    Not keyword-only: replay builds ten thousands of these straight from rows.
+    """
 
     position: int
     kind: str

@@ -826,7 +826,7 @@ async def load(
     defn = rt.registry.find(Kind.WORKFLOW, row.name)
     if defn is None:
         return f"no workflow named {row.name!r} is registered in this process; deploy it and resume"
-    journal = [] if fresh else await rt.store.load_journal(row.id)
+    journal = [] if fresh else await rt.store.load_journal(row.id, full=False)
     retries = [] if fresh else await rt.store.load_retries(row.id)
     try:
         cursor = Cursor(journal)

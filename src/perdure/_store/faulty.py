@@ -103,8 +103,8 @@ class FaultyStore:
             writes=False,
         )
 
-    async def load_journal(self, instance_id: str) -> list[JournalEntry]:
-        return await self._call(lambda: self.inner.load_journal(instance_id), writes=False)
+    async def load_journal(self, instance_id: str, *, full: bool = True) -> list[JournalEntry]:
+        return await self._call(lambda: self.inner.load_journal(instance_id, full=full), writes=False)
 
     async def load_retries(self, instance_id: str) -> list[RetryState]:
         return await self._call(lambda: self.inner.load_retries(instance_id), writes=False)

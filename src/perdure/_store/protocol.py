@@ -45,8 +45,9 @@ class Store(Protocol):
         self, *, status: Status | None, name: str | None, limit: int, cursor: str | None
     ) -> Page: ...
 
-    async def load_journal(self, instance_id: str) -> list[JournalEntry]:
-        """The instance's journal entries in position order."""
+    async def load_journal(self, instance_id: str, *, full: bool = True) -> list[JournalEntry]:
+        """The instance's journal entries in position order; ``full=False`` leaves out
+        what only people read (inputs, times)."""
 
     async def load_retries(self, instance_id: str) -> list[RetryState]: ...
 

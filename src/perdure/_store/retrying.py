@@ -80,8 +80,8 @@ class RetryingStore:
             lambda: self.inner.list_instances(status=status, name=name, limit=limit, cursor=cursor)
         )
 
-    async def load_journal(self, instance_id: str) -> list[JournalEntry]:
-        return await self._retry(lambda: self.inner.load_journal(instance_id))
+    async def load_journal(self, instance_id: str, *, full: bool = True) -> list[JournalEntry]:
+        return await self._retry(lambda: self.inner.load_journal(instance_id, full=full))
 
     async def load_retries(self, instance_id: str) -> list[RetryState]:
         return await self._retry(lambda: self.inner.load_retries(instance_id))

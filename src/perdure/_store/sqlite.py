@@ -14,6 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import starmap
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -497,22 +498,12 @@ class SQLiteStore:
 
         return await self._read(q, "list_instances")
 
-    async def load_journal(self, instance_id: str) -> list[JournalEntry]:
+    async def load_journal(self, instance_id: str, *, full: bool = True) -> list[JournalEntry]:
+        # Rows come in JournalEntry's field order, so each row is the constructor's arguments.
+        query = Q["journal_load"] if full else Q["journal_replay"]
+
         def q(c: sqlite3.Connection) -> list[JournalEntry]:
-            return [
-                JournalEntry(
-                    position=p,
-                    kind=k,
-                    name=n,
-                    ok=bool(ok),
-                    result=res,
-                    input=inp,
-                    attempts=a,
-                    started_at=s,
-                    ended_at=e,
-                )
-                for p, k, n, ok, res, inp, a, s, e in c.execute(Q["journal_load"], (instance_id,))
-            ]
+            return list(starmap(JournalEntry, c.execute(query, (instance_id,))))
 
         return await self._read(q, "load_journal")
 

@@ -110,6 +110,11 @@ FROM instances WHERE id = ?;
 SELECT position, kind, name, ok, result, input, attempts, started_at, ended_at
 FROM journal WHERE instance_id = ? ORDER BY position;
 
+-- name: journal_replay
+-- What replay needs, no more: the inputs and times are for people reading the history.
+SELECT position, kind, name, ok, result, NULL, attempts
+FROM journal WHERE instance_id = ? ORDER BY position;
+
 -- name: retries_load
 SELECT position, attempts, last_error, next_at FROM retries WHERE instance_id = ?
 ORDER BY position;
