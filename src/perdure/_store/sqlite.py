@@ -167,22 +167,29 @@ class _AppendRows:
             )  # fmt: skip
 
     def write(self, conn: sqlite3.Connection) -> None:
-        conn.executemany(Q["instance_insert"], self.children)
-        conn.executemany(Q["journal_insert"], self.entries)
-        conn.executemany(Q["retry_upsert"], self.retries)
-        # After the upserts: an instance that ended keeps no retry state.
-        conn.executemany(Q["retries_clear"], self.clears)
-        conn.executemany(Q["instance_update"], self.updates)
-        _deliver(conn, self.messages)
-        conn.executemany(Q["message_consume"], self.consumes)
-        conn.executemany(Q["event_set"], self.events)
-        # After the updates: a message that came before the wait began wakes it now.
-        conn.executemany(Q["waiting_recheck"], self.waiting)
-        conn.executemany(Q["children_close"], self.closing)
-        conn.executemany(Q["parent_wake"], self.closing)
-        # Continue-as-new, last: the ending run's journal (this batch's entries too) goes.
-        for query in ("run_archive", "run_clear_journal", "run_clear_retries", "run_next"):
-            conn.executemany(Q[query], self.new_runs)
+        # In this order; a statement with no rows is not run at all (the hot path is one entry).
+        for query, rows in (
+            ("instance_insert", self.children),
+            ("journal_insert", self.entries),
+            ("retry_upsert", self.retries),
+            ("retries_clear", self.clears),  # after the upserts: an ended instance keeps none
+            ("instance_update", self.updates),
+            ("message_insert", self.messages),
+            ("message_wake", self.messages),
+            ("message_consume", self.consumes),
+            ("event_set", self.events),
+            # After the updates: a message or cancel that came before the wait began wakes it.
+            ("waiting_recheck", self.waiting),
+            ("children_close", self.closing),
+            ("parent_wake", self.closing),
+            # Continue-as-new, last: the ending run's journal (this batch's entries too) goes.
+            ("run_archive", self.new_runs),
+            ("run_clear_journal", self.new_runs),
+            ("run_clear_retries", self.new_runs),
+            ("run_next", self.new_runs),
+        ):
+            if rows:
+                conn.executemany(Q[query], rows)
 
 
 def _schedule(values: Sequence[Any]) -> ScheduleRow:
@@ -452,8 +459,12 @@ class SQLiteStore:
 
     def _append(self, conn: sqlite3.Connection, ops: Sequence[Append]) -> list[AppendOutcome]:
         """Apply appends fenced by their tokens; a stale one writes nothing."""
-        ids = msgspec.json.encode(list({op.instance_id for op in ops})).decode()
-        fences = {iid: (token, cancel) for iid, token, cancel in conn.execute(Q["instance_fences"], (ids,))}
+        if len(ops) == 1:  # the common case: no JSON round trip
+            found = conn.execute(Q["instance_fence"], (ops[0].instance_id,))
+        else:
+            ids = msgspec.json.encode(list({op.instance_id for op in ops})).decode()
+            found = conn.execute(Q["instance_fences"], (ids,))
+        fences = {iid: (token, cancel) for iid, token, cancel in found}
         outcomes: list[AppendOutcome] = []
         rows = _AppendRows()
         for op in ops:

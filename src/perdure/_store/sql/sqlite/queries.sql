@@ -14,6 +14,9 @@ INSERT OR IGNORE INTO instances
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
         (SELECT coalesce(max(seq), 0) + 1 FROM instances));
 
+-- name: instance_fence
+SELECT id, token, cancel_requested FROM instances WHERE id = ?;
+
 -- name: instance_fences
 -- The claim tokens of a set of instances (a JSON array of ids).
 SELECT id, token, cancel_requested FROM instances WHERE id IN (SELECT value FROM json_each(?));
