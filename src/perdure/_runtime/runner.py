@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Coroutine, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Optional, TypeVar
 
 from perdure._codec import serializer
 from perdure._journal.cursor import Cursor, JournalGap
@@ -603,8 +603,8 @@ class Activation:
         if timeout is not None:
             deadline = self.record("deadline", lambda: self.rt.clock.now() + timeout, float)
         pos, entry = self.take("recv", topic)
-        if entry is not None:
-            value = serializer.decode(entry.result, type_)
+        if entry is not None:  # None if it timed out, whatever type was asked for
+            value = serializer.decode(entry.result, Any if type_ is Any else Optional[type_])  # noqa: UP045
             return _Ready(value, None) if self.defn.is_async else value
         coro = self._recv(pos, topic, deadline, type_)
         return coro if self.defn.is_async else self.blocking(coro)
