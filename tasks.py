@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The two commands of the README, with nothing but Python 3.11+ and pip.
 
-    python3 tasks.py run    set up, then run the examples (a crash and its recovery)
+    python3 tasks.py run    set up, then run the examples (retries, a week-long approval, a crash and its recovery)
     python3 tasks.py test   set up, then run the whole check: lint, types, layers, tests
 
 Setting up makes ./.venv and installs perdure into it (editable, with the test
@@ -46,7 +46,7 @@ def setup() -> None:
 
 
 def run() -> int:
-    for example in ("examples/checkout.py", "examples/crash_recovery.py"):
+    for example in ("examples/checkout.py", "examples/approval.py", "examples/crash_recovery.py"):
         code = sh(PY, example)
         if code != 0:
             return code
