@@ -60,6 +60,8 @@ from perdure._store.sql import queries
 T = TypeVar("T")
 Q = queries("sqlite")
 SYNC_MODES = ("FULL", "NORMAL")
+INLINE_BATCH = 2
+"""Batches this small are committed on the event loop's thread, when the lock is free."""
 _ROW_FIELDS = InstanceRow.__struct_fields__
 
 
@@ -344,6 +346,8 @@ class SQLiteStore:
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._wlock = threading.Lock()
+        """Held while the write connection is in a transaction (writer thread or inline)."""
         self._closed = False
 
     # --- connections ---------------------------------------------------------
@@ -409,8 +413,12 @@ class SQLiteStore:
         self._closed = True
 
         def shut() -> None:
-            if self._wconn is not None:
-                self._wconn.close()
+            # Reads and writes still in flight finish first: a connection closed under a
+            # query in another thread can crash sqlite3.
+            self._readers.shutdown(wait=True)
+            with self._wlock:
+                if self._wconn is not None:
+                    self._wconn.close()
             with self._lock:
                 for conn in self._reader_conns:
                     conn.close()
@@ -418,18 +426,47 @@ class SQLiteStore:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._writer, shut)
         self._writer.shutdown(wait=True)
-        self._readers.shutdown(wait=True)
 
     # --- the write entry -----------------------------------------------------
 
     async def commit(self, batch: Sequence[Op]) -> list[Outcome]:
-        return await self._on(self._writer, lambda: self._commit(batch), "commit")
+        if len(batch) <= INLINE_BATCH and not self._closed and self._wlock.acquire(blocking=False):
+            # A lone write (one workflow stepping on its own) is committed right here: two
+            # thread hand-offs cost as much as the write. Only if the connection and the
+            # database lock are free at once: waiting must not block the event loop.
+            try:
+                done = self._commit(batch, wait=False)
+            except sqlite3.Error as exc:
+                raise _map_error(exc, f"{self.path} (commit)") from exc
+            finally:
+                self._wlock.release()
+            if done is not None:
+                return done
+        return await self._on(self._writer, lambda: self._commit_waiting(batch), "commit")
 
-    def _commit(self, batch: Sequence[Op]) -> list[Outcome]:
+    def _commit_waiting(self, batch: Sequence[Op]) -> list[Outcome]:
+        with self._wlock:
+            done = self._commit(batch)
+        assert done is not None
+        return done
+
+    def _commit(self, batch: Sequence[Op], *, wait: bool = True) -> list[Outcome] | None:
+        """Apply ``batch`` in one transaction; ``None`` if ``wait=False`` and the lock is taken."""
         conn = self._wconn
         if conn is None:
             raise StoreUnavailable(f"{self.url} is not open")
-        conn.execute("BEGIN IMMEDIATE")
+        if wait:
+            conn.execute("BEGIN IMMEDIATE")
+        else:
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    return None
+                raise
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy * 1000)}")
         try:
             outcomes: list[Outcome] = []
             i = 0
