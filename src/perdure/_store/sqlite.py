@@ -61,7 +61,9 @@ T = TypeVar("T")
 Q = queries("sqlite")
 SYNC_MODES = ("FULL", "NORMAL")
 INLINE_BATCH = 2
-"""Batches this small are committed on the event loop's thread, when the lock is free."""
+INLINE_STREAK = 3
+"""After this many batches of at most INLINE_BATCH operations in a row, they are committed on
+the event loop's thread (when the lock is free): the workload is one workflow at a time."""
 _ROW_FIELDS = InstanceRow.__struct_fields__
 
 
@@ -347,6 +349,7 @@ class SQLiteStore:
         self._reader_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._wlock = threading.Lock()
+        self._small_streak = 0
         """Held while the write connection is in a transaction (writer thread or inline)."""
         self._closed = False
 
@@ -430,10 +433,18 @@ class SQLiteStore:
     # --- the write entry -----------------------------------------------------
 
     async def commit(self, batch: Sequence[Op]) -> list[Outcome]:
-        if len(batch) <= INLINE_BATCH and not self._closed and self._wlock.acquire(blocking=False):
-            # A lone write (one workflow stepping on its own) is committed right here: two
-            # thread hand-offs cost as much as the write. Only if the connection and the
-            # database lock are free at once: waiting must not block the event loop.
+        small = len(batch) <= INLINE_BATCH
+        self._small_streak = self._small_streak + 1 if small else 0
+        if (
+            self._small_streak > INLINE_STREAK
+            and not self._closed
+            and self._wlock.acquire(blocking=False)
+        ):
+            # Only small batches lately: a lone workflow stepping on its own, whose next
+            # write waits for this one. Committed right here, as two thread hand-offs
+            # cost as much as the write. Under load (batches grow) the writer thread
+            # commits, so the loop keeps running workflows during the sync. Only if the
+            # connection and the database lock are free at once: never wait on a lock here.
             try:
                 done = self._commit(batch, wait=False)
             except sqlite3.Error as exc:
