@@ -51,11 +51,16 @@ class Step(_Registered, Generic[P, R]):
     workflow, ``step(...)`` returns the value itself."""
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
-        act = context.activation.get()
-        if act is None or context.step_scope.get() is not None:  # the hot path skips the message
+        act = _current_activation()
+        if act is None or _current_step_scope() is not None:  # the hot path skips the message
             act = context.require_activation(f"step {self.definition.name!r}")
         result: Awaitable[R] = act.call_step(self.definition, args, kwargs)
         return result
+
+
+# Bound once: ``Step.__call__`` runs for every step, replayed ones included.
+_current_activation = context.activation.get
+_current_step_scope = context.step_scope.get
 
 
 class _WorkflowDecorator(Protocol):

@@ -17,7 +17,8 @@ import msgspec
 
 JSON = b"J"
 _encoder = msgspec.json.Encoder(order="deterministic")
-_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+PayloadDecoder = msgspec.json.Decoder[Any]
+_decoders: dict[Any, PayloadDecoder] = {}
 
 
 class ErrorInfo(msgspec.Struct, frozen=True):
@@ -35,16 +36,33 @@ def encode(value: object) -> bytes:
 
 def decode(data: bytes, type: Any = Any) -> Any:  # noqa: A002 - mirrors msgspec's keyword
     """Decode a payload made by ``encode``, as ``type`` when given."""
-    fmt, body = data[:1], data[1:]
-    if fmt != JSON:
-        raise ValueError(f"unknown payload format {fmt!r}; was it written by a newer perdure?")
+    if data[:1] != JSON:
+        raise ValueError(f"unknown payload format {data[:1]!r}; was it written by a newer perdure?")
+    dec = _decoders.get(type)
+    if dec is None:
+        dec = decoder(type)
+    return dec.decode(data[1:])
+
+
+def decoder(type: Any = Any) -> PayloadDecoder:  # noqa: A002 - mirrors msgspec's keyword
+    """What ``decode(data, type)`` uses, to keep for many payloads of one type (see ``decode_with``)."""
     dec = _decoders.get(type)
     if dec is None:
         try:
             dec = _decoders[type] = msgspec.json.Decoder(type)
         except TypeError:  # an annotation msgspec cannot decode into: plain JSON
             dec = _decoders[type] = msgspec.json.Decoder()
-    return dec.decode(body)
+    return dec
+
+
+def decode_with(dec: PayloadDecoder, data: bytes) -> Any:
+    """``decode(data, type)`` with ``dec = decoder(type)`` looked up once.
+
+    Hot loops may inline it: ``dec.decode(data[1:]) if data[:1] == JSON else decode_with(dec, data)``.
+    """
+    if data[:1] != JSON:
+        raise ValueError(f"unknown payload format {data[:1]!r}; was it written by a newer perdure?")
+    return dec.decode(data[1:])
 
 
 def encode_error(exc: BaseException) -> bytes:

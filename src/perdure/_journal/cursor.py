@@ -18,39 +18,41 @@ class JournalGap(Exception):
 
 
 class Cursor:
-    __slots__ = ("_entries", "position")
+    __slots__ = ("entries", "position")
 
     def __init__(self, entries: Sequence[JournalEntry]) -> None:
         for expected, entry in enumerate(entries):
             if entry.position != expected:
                 raise JournalGap(f"journal position {expected} is missing (found {entry.position})")
-        self._entries = entries
+        self.entries = entries
+        """The recorded entries, by position (read-only: the runner's replay fast path reads them)."""
         self.position = 0
 
     @property
     def recorded(self) -> int:
-        return len(self._entries)
+        return len(self.entries)
 
     @property
     def replaying(self) -> bool:
-        return self.position < len(self._entries)
+        return self.position < len(self.entries)
 
     def next(self, kind: str, name: str) -> tuple[int, JournalEntry | None]:
         """Take the next position; the entry recorded there, or ``None`` if it is new."""
         pos = self.position
+        entries = self.entries
+        if pos < len(entries):
+            entry = entries[pos]
+            if entry.kind != kind or entry.name != name:  # a mismatch consumes nothing
+                raise NonDeterminismError(pos, f"{entry.kind} {entry.name!r}", f"{kind} {name!r}")
+            self.position = pos + 1
+            return pos, entry
         self.position = pos + 1
-        if pos >= len(self._entries):
-            return pos, None
-        entry = self._entries[pos]
-        if entry.kind != kind or entry.name != name:
-            self.position = pos  # a mismatch consumes nothing
-            raise NonDeterminismError(pos, f"{entry.kind} {entry.name!r}", f"{kind} {name!r}")
-        return pos, entry
+        return pos, None
 
     def finish(self) -> None:
         """The code ended: every recorded entry must have been replayed."""
-        if self.position < len(self._entries):
-            entry = self._entries[self.position]
+        if self.position < len(self.entries):
+            entry = self.entries[self.position]
             raise NonDeterminismError(
                 self.position, f"{entry.kind} {entry.name!r}", "the end of the workflow"
             )

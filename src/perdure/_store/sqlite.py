@@ -435,11 +435,7 @@ class SQLiteStore:
     async def commit(self, batch: Sequence[Op]) -> list[Outcome]:
         small = len(batch) <= INLINE_BATCH
         self._small_streak = self._small_streak + 1 if small else 0
-        if (
-            self._small_streak > INLINE_STREAK
-            and not self._closed
-            and self._wlock.acquire(blocking=False)
-        ):
+        if self._small_streak > INLINE_STREAK and not self._closed and self._wlock.acquire(blocking=False):
             # Only small batches lately: a lone workflow stepping on its own, whose next
             # write waits for this one. Committed right here, as two thread hand-offs
             # cost as much as the write. Under load (batches grow) the writer thread
