@@ -18,7 +18,7 @@ from perdure._api.decorators import Workflow
 from perdure._codec import serializer
 from perdure._model.definitions import Definition, Kind, check_name
 from perdure._model.errors import InvalidArgument, OutsideWorkflow
-from perdure._runtime import context
+from perdure._runtime import context, messaging
 
 R = TypeVar("R")
 
@@ -89,7 +89,7 @@ def send(workflow_id: str, topic: str, value: Any) -> Awaitable[None]:
     check_name("workflow id", workflow_id)
     check_name("topic", topic)
     try:
-        result: Awaitable[None] = act.send(workflow_id, topic, value)
+        result: Awaitable[None] = messaging.send(act, workflow_id, topic, value)
     except (TypeError, OverflowError) as exc:
         raise InvalidArgument(f"the value sent on {topic!r} cannot be serialized: {exc}") from None
     return result
@@ -104,7 +104,7 @@ def recv(topic: str, *, timeout: float | timedelta | None = None, type: Any = An
     act = context.require_activation("perdure.recv()")
     check_name("topic", topic)
     seconds = None if timeout is None else _seconds("recv timeout", timeout)
-    result: Awaitable[Any] = act.recv(topic, seconds, type)
+    result: Awaitable[Any] = messaging.recv(act, topic, seconds, type)
     return result
 
 
@@ -116,7 +116,7 @@ def set_event(key: str, value: Any) -> None:
     act = context.require_activation("perdure.set_event()")
     check_name("event key", key)
     try:
-        act.set_event(key, value)
+        messaging.set_event(act, key, value)
     except (TypeError, OverflowError) as exc:
         raise InvalidArgument(f"the value of event {key!r} cannot be serialized: {exc}") from None
 
@@ -187,7 +187,7 @@ class ChildHandle(Generic[R]):
         """Wait durably for the child's end: its value, or ``WorkflowFailed`` /
         ``WorkflowCancelled``. ``await`` it in async workflows."""
         act = context.require_activation("ChildHandle.result()")
-        outcome: Awaitable[R] = act.child_result(self.id, self._type)
+        outcome: Awaitable[R] = messaging.child_result(act, self.id, self._type)
         return outcome
 
     def send(self, topic: str, value: Any) -> Awaitable[None]:
@@ -224,7 +224,7 @@ def start_child(
     defn = act.rt.registry.get(Kind.WORKFLOW, workflow.name)
     data = encode_arguments(defn, args, kwargs)
     ret = act.rt.hints(defn)[1]
-    started = act.start_child(defn, data, id, parent_close)
+    started = messaging.start_child(act, defn, data, id, parent_close)
     if not act.defn.is_async:
         return cast("Awaitable[ChildHandle[R]]", ChildHandle(started, ret))
 

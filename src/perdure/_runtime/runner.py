@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Coroutine, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Optional, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from perdure._codec import serializer
 from perdure._journal.cursor import Cursor, JournalGap
@@ -29,12 +29,10 @@ from perdure._journal.writer import Writer
 from perdure._model import crashpoints
 from perdure._model.definitions import Definition, Kind, Registry
 from perdure._model.errors import (
-    Conflict,
     ContinueAsNew,
     InvalidArgument,
     InvalidState,
     NonDeterminismError,
-    NotFound,
     PerdureError,
     QueryFailed,
     StaleClaim,
@@ -43,17 +41,14 @@ from perdure._model.errors import (
     StoreError,
     Suspend,
     WorkflowCancelled,
-    WorkflowFailed,
     WorkflowTimedOut,
 )
 from perdure._model.records import (
-    TERMINAL,
     Append,
     AppendOutcome,
     InstanceRow,
     InstanceUpdate,
     JournalEntry,
-    Message,
     Outcome,
     RetryState,
     Status,
@@ -61,6 +56,7 @@ from perdure._model.records import (
 from perdure._runtime import context
 from perdure._runtime.attempts import INVOKE, Command, Record, WaitUntil, attempts
 from perdure._runtime.clock import Clock
+from perdure._runtime.ready import Ready
 from perdure._store.protocol import Store
 
 T = TypeVar("T")
@@ -108,46 +104,11 @@ class End(enum.Enum):
     """Stopped by shutdown; released for any executor to pick up."""
 
 
-class _Ready:
-    """An already-known step result, awaitable without a task or a loop round trip."""
-
-    __slots__ = ("_error", "_value")
-
-    def __init__(self, value: Any, error: BaseException | None) -> None:
-        self._value = value
-        self._error = error
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        if self._error is not None:
-            raise self._error
-        return self._value
-        yield  # type: ignore[unreachable]  # makes this a generator; never reached
-
-
 def decode_input(rt: Runtime, defn: Definition, data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Rebuild call arguments from a payload made by ``serializer.encode_input``."""
     values = serializer.decode_input(defn.signature, rt.hints(defn)[0], data)
     bound = inspect.BoundArguments(defn.signature, values)
     return bound.args, bound.kwargs
-
-
-def _recorded(entry: JournalEntry) -> PerdureError:
-    """A perdure error recorded at a position, raised again the same way on replay."""
-    info = serializer.decode_error(entry.result)
-    kinds: dict[str, type[PerdureError]] = {
-        "perdure.NotFound": NotFound,
-        "perdure.InvalidState": InvalidState,
-    }
-    return kinds.get(info.type, PerdureError)(info.message)
-
-
-def _child_outcome(child_id: str, entry: JournalEntry, type_: Any) -> tuple[Any, PerdureError | None]:
-    if entry.ok:
-        return serializer.decode(entry.result, type_), None
-    info = serializer.decode_error(entry.result)
-    if info.type == "perdure.WorkflowCancelled":
-        return None, WorkflowCancelled(child_id)
-    return None, WorkflowFailed(child_id, info.type, info.message, info.traceback)
 
 
 def _failure(entry: JournalEntry) -> StepFailed:
@@ -346,7 +307,7 @@ class Activation:
                 dec = found[1] if found is not None and found[0] is step else self._result_decoder(step)
                 data = recorded.result
                 value = dec.decode(data[1:]) if data[:1] == _JSON else serializer.decode_with(dec, data)
-                return _Ready(value, None) if self.defn.is_async else value
+                return Ready(value, None) if self.defn.is_async else value
         pos, entry = self.take("step", step.name)
         if entry is not None:
             if entry.ok:
@@ -354,7 +315,7 @@ class Activation:
             else:
                 value, error = None, _failure(entry)
             if self.defn.is_async:
-                return _Ready(value, error)
+                return Ready(value, error)
             if error is not None:
                 raise error
             return value
@@ -486,92 +447,16 @@ class Activation:
             return value
         value = make()
         self.append_soon(
-            Append(instance_id=self.id, token=self.token, entries=(self._entry(pos, kind, kind, value),))
+            Append(instance_id=self.id, token=self.token, entries=(self.make_entry(pos, kind, kind, value),))
         )
         return value
 
-    def _entry(self, pos: int, kind: str, name: str, value: Any, *, ok: bool = True) -> JournalEntry:
+    def make_entry(self, pos: int, kind: str, name: str, value: Any, *, ok: bool = True) -> JournalEntry:
         now = self.rt.clock.now()
         result = serializer.encode(value) if ok else serializer.encode_error(value)
         return JournalEntry(
             position=pos, kind=kind, name=name, ok=ok, result=result, started_at=now, ended_at=now
         )
-
-    # --- child workflows ---------------------------------------------------------
-
-    def start_child(self, child: Definition, data: bytes, child_id: str | None, parent_close: str) -> Any:
-        """Start ``child`` with input ``data``, created in the same commit as this entry.
-
-        Returns the child's id (awaitable in async workflows). The id defaults to one
-        derived from this position, so a replay names the same child.
-        """
-        pos, entry = self.take("child", child.name)
-        if entry is not None:
-            if not entry.ok:
-                raise _recorded(entry)
-            found: str = serializer.decode(entry.result, str)
-            return _Ready(found, None) if self.defn.is_async else found
-        cid = child_id if child_id is not None else f"{self.id}:{pos}"
-        coro = self._start_child(pos, child, data, cid, parent_close)
-        return coro if self.defn.is_async else self.blocking(coro)
-
-    async def _start_child(
-        self, pos: int, child: Definition, data: bytes, cid: str, parent_close: str
-    ) -> str:
-        existing = await self.rt.store.get_instance(cid)
-        if existing is not None and (existing.name != child.name or existing.input != data):
-            error = Conflict(f"child workflow id {cid!r} already exists with another workflow or arguments")
-            await self.append(Append(instance_id=self.id, token=self.token,
-                                     entries=(self._entry(pos, "child", child.name, error, ok=False),)))  # fmt: skip
-            raise error
-        now = self.rt.clock.now()
-        row = InstanceRow(id=cid, name=child.name, status=Status.PENDING, input=data, created_at=now,
-                          updated_at=now, wake_at=now, parent_id=self.id, parent_close=parent_close)  # fmt: skip
-        await self.append(Append(instance_id=self.id, token=self.token,
-                                 entries=(self._entry(pos, "child", child.name, cid),), children=(row,)))  # fmt: skip
-        self.rt.nudge()
-        return cid
-
-    def child_result(self, child_id: str, type_: Any) -> Any:
-        """Wait for child ``child_id`` to end: its value, or ``WorkflowFailed``/``WorkflowCancelled``.
-
-        The outcome is recorded here when first seen; until the child ends this
-        instance is unloaded, and the child's end wakes it.
-        """
-        pos, entry = self.take("child_result", child_id)
-        if entry is not None:
-            value, error = _child_outcome(child_id, entry, type_)
-            if self.defn.is_async:
-                return _Ready(value, error)
-            if error is not None:
-                raise error
-            return value
-        coro = self._child_result(pos, child_id, type_)
-        return coro if self.defn.is_async else self.blocking(coro)
-
-    async def _child_result(self, pos: int, child_id: str, type_: Any) -> Any:
-        row = await self.rt.store.get_instance(child_id)
-        if row is None:
-            raise NotFound(f"no child workflow with id {child_id!r}")
-        if row.status not in TERMINAL:
-            self.suspend(None, f"__child__:{child_id}")
-        now = self.rt.clock.now()
-        if row.status is Status.COMPLETED:
-            ok, result = True, row.output or serializer.encode(None)
-        else:
-            ok = False
-            result = (
-                row.error
-                if row.status is Status.FAILED and row.error
-                else serializer.encode_error(WorkflowCancelled(child_id))
-            )
-        entry = JournalEntry(position=pos, kind="child_result", name=child_id, ok=ok, result=result,
-                             started_at=now, ended_at=now)  # fmt: skip
-        await self.append(Append(instance_id=self.id, token=self.token, entries=(entry,)))
-        value, error = _child_outcome(child_id, entry, type_)
-        if error is not None:
-            raise error
-        return value
 
     # --- durable time ----------------------------------------------------------
 
@@ -586,84 +471,6 @@ class Activation:
             return self.wait_until(wake)
         self.blocking(self.wait_until(wake))
         return None
-
-    # --- messages and events ---------------------------------------------------
-
-    def send(self, target: str, topic: str, value: Any) -> Any:
-        """Send ``value`` to workflow ``target`` on ``topic``, exactly once.
-
-        The message is committed with this position's journal entry; a replay sends
-        nothing. A target that does not exist or has ended is an error, recorded so
-        that replay raises it again. A value that cannot be serialized raises before
-        a position is taken, the same way on replay.
-        """
-        payload = serializer.encode(value)
-        pos, entry = self.take("send", topic)
-        if entry is not None:
-            if not entry.ok:
-                raise _recorded(entry)
-            return _Ready(None, None) if self.defn.is_async else None
-        coro = self._send(pos, target, topic, payload)
-        return coro if self.defn.is_async else self.blocking(coro)
-
-    async def _send(self, pos: int, target: str, topic: str, payload: bytes) -> None:
-        row = await self.rt.store.get_instance(target)
-        error: PerdureError | None = None
-        if row is None:
-            error = NotFound(f"cannot send to workflow {target!r}: there is no such workflow")
-        elif row.status in TERMINAL:
-            error = InvalidState(f"cannot send to workflow {target!r}: it is {row.status.value}")
-        if error is not None:
-            await self.append(Append(instance_id=self.id, token=self.token,
-                                     entries=(self._entry(pos, "send", topic, error, ok=False),)))  # fmt: skip
-            raise error
-        message = Message(target=target, topic=topic, payload=payload, at=self.rt.clock.now(),
-                          sender_key=f"wf:{self.id}:{pos}")  # fmt: skip
-        await self.append(Append(instance_id=self.id, token=self.token,
-                                 entries=(self._entry(pos, "send", topic, target),), sends=(message,)))  # fmt: skip
-
-    def recv(self, topic: str, timeout: float | None, type_: Any) -> Any:
-        """The next message on ``topic``, in send order; ``None`` after ``timeout`` seconds.
-
-        The deadline is recorded first, so a replay waits for the same instant. With
-        no message yet, the instance is unloaded until one arrives or the deadline.
-        """
-        deadline = None
-        if timeout is not None:
-            deadline = self.record("deadline", lambda: self.rt.clock.now() + timeout, float)
-        pos, entry = self.take("recv", topic)
-        if entry is not None:  # None if it timed out, whatever type was asked for
-            value = serializer.decode(entry.result, Any if type_ is Any else Optional[type_])  # noqa: UP045
-            return _Ready(value, None) if self.defn.is_async else value
-        coro = self._recv(pos, topic, deadline, type_)
-        return coro if self.defn.is_async else self.blocking(coro)
-
-    async def _recv(self, pos: int, topic: str, deadline: float | None, type_: Any) -> Any:
-        found = await self.rt.store.next_message(self.id, topic)
-        if found is not None:
-            seq, payload = found
-            entry = JournalEntry(position=pos, kind="recv", name=topic, ok=True, result=payload,
-                                 started_at=self.rt.clock.now(), ended_at=self.rt.clock.now())  # fmt: skip
-            await self.append(
-                Append(instance_id=self.id, token=self.token, entries=(entry,), consumes=((topic, seq),))
-            )
-            return serializer.decode(payload, type_)
-        if deadline is not None and self.rt.clock.now() >= deadline:
-            await self.append(Append(instance_id=self.id, token=self.token,
-                                     entries=(self._entry(pos, "recv", topic, None),)))  # fmt: skip
-            return None
-        self.suspend(deadline, topic)
-
-    def set_event(self, key: str, value: Any) -> None:
-        """Publish ``value`` under ``key``, readable from outside; recorded with its entry."""
-        payload = serializer.encode(value)  # before the position: a bad value takes none
-        pos, entry = self.take("set_event", key)
-        if entry is not None:
-            return
-        self.append_soon(
-            Append(instance_id=self.id, token=self.token, entries=(self._entry(pos, "set_event", key, value),),
-                   events=((key, payload, self.rt.clock.now()),))
-        )  # fmt: skip
 
     # --- queries -----------------------------------------------------------------
 
