@@ -227,7 +227,9 @@ class Executor:
             if row.recoveries > self.max_recoveries:
                 await self._park_poison(row)
                 continue
-            self.run(row)
+            # Token 1: its first claim ever. Every write is fenced by a claim, so it has
+            # no journal yet and needs no reads (pending starts, children, ticks).
+            self.run(row, fresh=row.token == 1)
         if len(rows) == claim.limit:
             self._nudge.set()  # more may be ready
 
