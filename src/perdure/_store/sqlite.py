@@ -61,7 +61,7 @@ T = TypeVar("T")
 Q = queries("sqlite")
 SYNC_MODES = ("FULL", "NORMAL")
 INLINE_BATCH = 2
-INLINE_STREAK = 3
+INLINE_STREAK = 8
 """After this many batches of at most INLINE_BATCH operations in a row, they are committed on
 the event loop's thread (when the lock is free): the workload is one workflow at a time."""
 _ROW_FIELDS = InstanceRow.__struct_fields__
