@@ -36,6 +36,7 @@ from perdure._model.errors import (
     InvalidState,
     NotFound,
     ResultTimeout,
+    StoreError,
     WorkflowCancelled,
     WorkflowFailed,
 )
@@ -163,7 +164,9 @@ class Engine:
         self._executor: Executor | None = None
         self._pools: list[ThreadPoolExecutor] = []
         self._rt: Runtime | None = None
-        self._waiters: dict[str, list[asyncio.Future[InstanceRow | None]]] = {}
+        self._waiters: dict[str, list[asyncio.Future[InstanceRow]]] = {}
+        self._poke = asyncio.Event()
+        self._poller: asyncio.Task[None] | None = None
         self._opened = False
         self._closed = False
         self._sync: SyncEngine | None = None
@@ -213,6 +216,8 @@ class Engine:
         if self._closed:
             return
         self._closed = True
+        if self._poller is not None:
+            self._poller.cancel()
         if self._executor is not None:
             await self._executor.stop(grace)
         if self._writer is not None:
@@ -625,40 +630,71 @@ class Engine:
 
     async def _wait(self, workflow_id: str, timeout: float | None) -> InstanceRow:
         _check_timeout(timeout)
+        self._ready()
+        check_name("workflow id", workflow_id)
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        poll = 0.05
-        while True:
-            fut: asyncio.Future[InstanceRow | None] = loop.create_future()
-            self._waiters.setdefault(workflow_id, []).append(fut)
-            try:
-                # Run here: this executor hands over the final row when it ends, no reads.
-                # Elsewhere (or unknown): read, then poll for other processes' progress.
-                local = self._executor is not None and workflow_id in self._executor.active
-                row = None if local else await self._row(workflow_id)
-                if row is not None and row.status in TERMINAL:
-                    return row
-                wait = (30.0 if local else poll) if deadline is None else min(poll, deadline - loop.time())
-                if wait <= 0:
-                    status = row.status if row is not None else "running"
-                    raise ResultTimeout(f"workflow {workflow_id!r} is still {status} after {timeout}s")
-                await asyncio.wait([fut], timeout=wait)
-                final = fut.result() if fut.done() else None
-                if final is not None and final.status in TERMINAL:
-                    return final
-                if not local:
-                    poll = min(poll * 2, 1.0)
-            finally:
-                waiters = self._waiters.get(workflow_id)
-                if waiters is not None:
-                    waiters.remove(fut)
-                    if not waiters:
-                        del self._waiters[workflow_id]
+        fut: asyncio.Future[InstanceRow] = loop.create_future()
+        self._waiters.setdefault(workflow_id, []).append(fut)
+        try:
+            # This executor hands over the final row of what it runs; the rest (run
+            # elsewhere, or not yet) is read by one poller for all waiters at once.
+            self._poke.set()
+            if self._poller is None or self._poller.done():
+                self._poller = loop.create_task(self._poll_waiters(), name="perdure-result-poller")
+            done, _ = await asyncio.wait([fut], timeout=timeout)
+            if done:
+                return fut.result()
+            row = await self._row(workflow_id)
+            if row.status in TERMINAL:
+                return row
+            raise ResultTimeout(f"workflow {workflow_id!r} is still {row.status.value} after {timeout}s")
+        finally:
+            waiters = self._waiters.get(workflow_id)
+            if waiters is not None:
+                waiters.remove(fut)
+                if not waiters:
+                    del self._waiters[workflow_id]
 
-    def _ended(self, workflow_id: str, final: InstanceRow | None = None) -> None:
+    async def _poll_waiters(self) -> None:
+        """Read every instance someone waits for and this process does not run, in one query,
+        at once and then more slowly (other processes' progress), until nobody waits."""
+        poll = 0.02
+        while self._waiters and not self._closed:
+            self._poke.clear()
+            ex = self._executor
+            ids = [i for i in self._waiters if ex is None or i not in ex.active]
+            if ids:
+                try:
+                    rows = {r.id: r for r in await self._store.get_instances(ids)}
+                except StoreError:
+                    rows = None  # try again at the next poll
+                for iid in ids if rows is not None else ():
+                    row = rows.get(iid) if rows is not None else None
+                    if row is None:
+                        self._settle(iid, error=NotFound(f"no workflow with id {iid!r}"))
+                    elif row.status in TERMINAL:
+                        self._settle(iid, row=row)
+            try:
+                await asyncio.wait_for(self._poke.wait(), poll)
+                poll = 0.02
+            except TimeoutError:
+                poll = min(poll * 2, 1.0)
+
+    def _settle(
+        self, workflow_id: str, *, row: InstanceRow | None = None, error: Exception | None = None
+    ) -> None:
         for fut in self._waiters.get(workflow_id, ()):
             if not fut.done():
-                fut.set_result(final)
+                if row is not None:
+                    fut.set_result(row)
+                elif error is not None:
+                    fut.set_exception(error)
+
+    def _ended(self, workflow_id: str, final: InstanceRow | None = None) -> None:
+        if final is not None and final.status in TERMINAL:
+            self._settle(workflow_id, row=final)
+        elif workflow_id in self._waiters:
+            self._poke.set()  # ended here in another way (parked, cancelled): read it
 
     @property
     def executor_stats(self) -> dict[str, int]:

@@ -135,3 +135,6 @@ class FaultyStore:
 
     async def next_wake_at(self) -> float | None:
         return await self._call(lambda: self.inner.next_wake_at(), writes=False)
+
+    async def get_instances(self, instance_ids: Sequence[str]) -> list[InstanceRow]:
+        return await self._call(lambda: self.inner.get_instances(instance_ids), writes=False)

@@ -71,3 +71,6 @@ class Store(Protocol):
     async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]: ...
 
     async def next_wake_at(self) -> float | None: ...
+
+    async def get_instances(self, instance_ids: Sequence[str]) -> list[InstanceRow]:
+        """The instances of those ids that exist, in any order."""

@@ -112,3 +112,6 @@ class RetryingStore:
 
     async def next_wake_at(self) -> float | None:
         return await self._retry(lambda: self.inner.next_wake_at())
+
+    async def get_instances(self, instance_ids: Sequence[str]) -> list[InstanceRow]:
+        return await self._retry(lambda: self.inner.get_instances(instance_ids))

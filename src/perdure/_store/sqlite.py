@@ -533,6 +533,12 @@ class SQLiteStore:
 
         return await self._read(q, "get_instance")
 
+    async def get_instances(self, instance_ids: Sequence[str]) -> list[InstanceRow]:
+        ids = msgspec.json.encode(list(instance_ids)).decode()
+        return await self._read(
+            lambda c: [_row(r) for r in c.execute(Q["instance_get_many"], (ids,))], "get_instances"
+        )
+
     async def list_instances(
         self, *, status: Status | None, name: str | None, limit: int, cursor: str | None
     ) -> Page:

@@ -109,6 +109,11 @@ SELECT status FROM instances WHERE id = ?;
 SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, seq
 FROM instances WHERE id = ?;
 
+-- name: instance_get_many
+-- Instances by id (a JSON array): one read for many waiters.
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, seq
+FROM instances WHERE id IN (SELECT value FROM json_each(?));
+
 -- name: journal_load
 SELECT position, kind, name, ok, result, input, attempts, started_at, ended_at
 FROM journal WHERE instance_id = ? ORDER BY position;
