@@ -8,7 +8,6 @@ call to this one on a loop thread. Several engines may live in one process.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -20,12 +19,12 @@ from perdure._api.decorators import Workflow
 from perdure._api.handles import (
     HistoryEntry,
     RunInfo,
-    ScheduleInfo,
     WorkflowHandle,
     WorkflowInfo,
     WorkflowPage,
 )
-from perdure._api.ops import decode_arguments, encode_arguments
+from perdure._api.ops import encode_arguments
+from perdure._api.schedules import ScheduleMethods
 from perdure._codec import serializer
 from perdure._journal.writer import Writer
 from perdure._model import crashpoints
@@ -43,18 +42,13 @@ from perdure._model.errors import (
 from perdure._model.records import (
     TERMINAL,
     CreateInstance,
-    CreateSchedule,
-    DeleteSchedule,
     InstanceRow,
     Message,
-    PauseSchedule,
     RequestCancel,
     Resume,
-    ScheduleRow,
     Send,
     Status,
 )
-from perdure._runtime import schedules
 from perdure._runtime.clock import Clock, SystemClock
 from perdure._runtime.executor import Executor
 from perdure._runtime.runner import Runtime, answer_query
@@ -90,7 +84,7 @@ def open_store(url: str, *, busy_timeout: float) -> tuple[Store, Path | None]:
     return SQLiteStore(path, synchronous=sync, busy_timeout=busy_timeout), Path(f"{path}-executors")
 
 
-class Engine:
+class Engine(ScheduleMethods):
     """Durable execution on one database.
 
     Args:
@@ -520,101 +514,6 @@ class Engine:
                 workflow_threads=pool, step_threads=pool, unload_after=0.0,
             )  # fmt: skip
         return self._rt
-
-    # --- schedules ---------------------------------------------------------------
-
-    async def create_schedule(
-        self,
-        schedule_id: str,
-        workflow: Workflow[Any, Any] | str,
-        /,
-        *args: Any,
-        cron: str | None = None,
-        every: float | None = None,
-        timezone: str = "UTC",
-        overlap: str = "skip",
-        catchup: str = "latest",
-        **kwargs: Any,
-    ) -> ScheduleInfo:
-        """Start ``workflow(*args, **kwargs)`` on every tick of ``cron`` (in ``timezone``) or
-        ``every`` seconds; each tick exactly once, as workflow ``<schedule_id>@<tick time>``.
-
-        ``overlap``: skip | buffer_one | allow_all, for a tick due while the previous run
-        goes. ``catchup``: latest | all | none, for ticks missed while no executor ran.
-        Creating an existing schedule again with the same definition returns it;
-        another definition is a ``Conflict``.
-        """
-        writer = self._ready()
-        check_name("schedule id", schedule_id)
-        if len(schedule_id) > 150:
-            raise InvalidArgument(
-                f"schedule id is {len(schedule_id)} characters long; at most 150 are allowed"
-            )
-        defn = self._definition(workflow)
-        schedules.validate(cron, every, timezone, overlap, catchup)
-        now = self.clock.now()
-        row = ScheduleRow(
-            id=schedule_id, workflow=defn.name, input=encode_arguments(defn, args, kwargs), cron=cron,
-            every=None if every is None else float(every), timezone=timezone, overlap=overlap,
-            catchup=catchup, paused=False, next_at=schedules.next_tick(cron, every, timezone, now),
-            buffered_at=None, last_instance=None, created_at=now, updated_at=now,
-        )  # fmt: skip
-        if not (await writer.submit((CreateSchedule(row),)))[0]:
-            found = await self._store.get_schedule(schedule_id)
-            if found is None:
-                raise NotFound(f"schedule {schedule_id!r} vanished while being created; create it again")
-            same = ("workflow", "input", "cron", "every", "timezone", "overlap", "catchup")
-            if any(getattr(found, f) != getattr(row, f) for f in same):
-                raise Conflict(
-                    f"schedule {schedule_id!r} already exists with another definition; delete it first"
-                )
-            row = found
-        if self._executor is not None:
-            self._executor.nudge()
-        return ScheduleInfo.of(row)
-
-    async def _schedule(self, schedule_id: str) -> ScheduleRow:
-        self._ready()
-        check_name("schedule id", schedule_id)
-        row = await self._store.get_schedule(schedule_id)
-        if row is None:
-            raise NotFound(f"no schedule with id {schedule_id!r}")
-        return row
-
-    async def get_schedule(self, schedule_id: str) -> ScheduleInfo:
-        return ScheduleInfo.of(await self._schedule(schedule_id))
-
-    async def list_schedules(self) -> builtins.list[ScheduleInfo]:
-        self._ready()
-        return [ScheduleInfo.of(r) for r in await self._store.list_schedules()]
-
-    async def pause_schedule(self, schedule_id: str) -> None:
-        """Stop starting ticks until ``resume_schedule``; ticks in between are skipped."""
-        await self._schedule(schedule_id)
-        op = PauseSchedule(schedule_id=schedule_id, paused=True, next_at=None, now=self.clock.now())
-        await self._ready().submit((op,))
-
-    async def resume_schedule(self, schedule_id: str) -> None:
-        row = await self._schedule(schedule_id)
-        now = self.clock.now()
-        nxt = schedules.next_tick(row.cron, row.every, row.timezone, now)
-        await self._ready().submit(
-            (PauseSchedule(schedule_id=schedule_id, paused=False, next_at=nxt, now=now),)
-        )
-        if self._executor is not None:
-            self._executor.nudge()
-
-    async def trigger_schedule(self, schedule_id: str) -> WorkflowHandle[Any]:
-        """Start the schedule's workflow now, besides its ticks."""
-        row = await self._schedule(schedule_id)
-        defn = self.registry.get(Kind.WORKFLOW, row.workflow)
-        args, kwargs = decode_arguments(defn, row.input)
-        return await self.start(defn.name, *args, id=f"{schedule_id}@now-{uuid.uuid4().hex[:12]}", **kwargs)
-
-    async def delete_schedule(self, schedule_id: str) -> None:
-        """Delete the schedule; workflows its ticks started are left alone."""
-        await self._schedule(schedule_id)  # NotFound; the delete itself may be retried harmlessly
-        await self._ready().submit((DeleteSchedule(schedule_id),))
 
     async def result(self, workflow_id: str, *, timeout: float | None = None) -> Any:
         """Wait for the instance to end; see ``WorkflowHandle.result``."""
