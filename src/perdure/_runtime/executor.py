@@ -288,7 +288,8 @@ class Executor:
                     row, status=u.status, updated_at=u.updated_at, output=u.output, error=u.error
                 )
         except asyncio.CancelledError:
-            end = await self._release(row)
+            live = self.active.get(row.id)
+            end = await self._release(row, live.take_deferred() if live is not None else ())
         except Exception as exc:  # noqa: BLE001 - the instance stays ours; drive it again later
             log.warning("instance %s aborted (%s: %s); retrying it", row.id, type(exc).__name__, exc)
         finally:
@@ -318,12 +319,15 @@ class Executor:
         self.stats["parked"] += 1
         return End.PARKED if getattr(outcome, "ok", False) else End.STALE
 
-    async def _release(self, row: InstanceRow) -> End:
-        """Shutdown interrupted the instance: hand it back, due now, for any executor."""
+    async def _release(self, row: InstanceRow, deferred: tuple[Append, ...] = ()) -> End:
+        """Shutdown interrupted the instance: hand it back, due now, for any executor, with
+        the step records it had not committed yet (their steps did run)."""
         now = self.rt.clock.now()
         update = InstanceUpdate(status=Status.WAITING, updated_at=now, wake_at=now)
         try:
-            await self.rt.store.commit([Append(instance_id=row.id, token=row.token, update=update)])
+            await self.rt.store.commit(
+                [*deferred, Append(instance_id=row.id, token=row.token, update=update)]
+            )
         except StoreError as exc:
             log.warning("could not release %s: %s", row.id, exc)
         return End.DRAINED

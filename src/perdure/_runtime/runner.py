@@ -133,6 +133,10 @@ class Activation:
         self.deadline = row.deadline
         self.timed_out = False
         self.final: InstanceUpdate | None = None
+        self._deferred: list[Append] = []
+        self._soon: set[asyncio.Future[list[Outcome]]] = set()
+        self._lost_write: BaseException | None = None
+        """A record sent without waiting that did not land: the end must not be recorded."""
         """What the activation recorded when it ended or unloaded."""
         self._cancel_delivered = False
         self._cancelled = asyncio.Event()
@@ -214,11 +218,28 @@ class Activation:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     async def append(self, append: Append) -> None:
+        """Commit ``append``, after the step records deferred so far, in one transaction."""
+        await self._submit((*self.take_deferred(), append))
+
+    async def flush(self) -> None:
+        """Commit the deferred step records now: before a step's function runs, so that no
+        side effect can depend on a result that is not recorded yet."""
+        if self._deferred:
+            await self._submit(self.take_deferred())
+
+    def take_deferred(self) -> tuple[Append, ...]:
+        """The step records handed back to the code but not committed yet (see ``_run_step``)."""
+        ops = tuple(self._deferred)
+        self._deferred.clear()
+        return ops
+
+    async def _submit(self, ops: tuple[Append, ...]) -> None:
         try:
-            outcome = (await self.rt.writer.submit((append,)))[0]
+            outcomes = await self.rt.writer.submit(ops)
         except StoreError as exc:
             self._store_failed(exc)
-        self._accept(outcome)
+        for outcome in outcomes:
+            self._accept(outcome)
 
     def append_blocking(self, append: Append) -> None:
         """``append`` from a ``def`` workflow's thread: one hop to the loop and back."""
@@ -252,7 +273,8 @@ class Activation:
         """Commit ``op`` without waiting; later appends of this instance commit after it."""
 
         def submit() -> None:
-            fut = self.rt.writer.submit((op,))
+            fut = self.rt.writer.submit((*self.take_deferred(), op))
+            self._soon.add(fut)
             fut.add_done_callback(self._check_soon)
 
         if self.defn.is_async:
@@ -261,13 +283,14 @@ class Activation:
             self.loop.call_soon_threadsafe(submit)
 
     def _check_soon(self, fut: asyncio.Future[Any]) -> None:
+        self._soon.discard(fut)
         if fut.cancelled():
             return
         exc = fut.exception()
+        if exc is None and not all(o.ok for o in fut.result()):
+            exc = StaleClaim(f"instance {self.id!r} was claimed by another executor")
         if exc is not None:
-            self.broken = exc
-        elif not fut.result()[0].ok:
-            self.broken = StaleClaim(f"instance {self.id!r} was claimed by another executor")
+            self.broken = self._lost_write = exc
 
     def request_cancel(self) -> None:
         if self.cancel_requested:
@@ -372,13 +395,20 @@ class Activation:
                     return self._outcome(step, stop.value)
                 answer = None
                 if command is INVOKE:
+                    await self.flush()
                     try:
                         answer = (True, await self._invoke(step, key, args, kwargs))
                         crashpoints.hit("step.after_effect")
                     except Exception as exc:  # noqa: BLE001 - the plan decides what a failure means
                         answer = (False, exc)
                 elif isinstance(command, Record):
-                    await self.append(command.op)
+                    if command.op.entries:
+                        # The step's record: it goes with this instance's next write, and
+                        # flush() commits it before any step runs. A step and then the
+                        # workflow's end thus share one commit.
+                        self._deferred.append(command.op)
+                    else:
+                        await self.append(command.op)
                 else:
                     assert isinstance(command, WaitUntil)
                     await self.wait_until(command.when)
@@ -599,13 +629,16 @@ class Activation:
             new_run_input=new_run_input,
             clear_retries=status in (Status.COMPLETED, Status.FAILED, Status.CANCELLED),
         )
-        outcome = (
-            await self.rt.writer.submit((Append(instance_id=self.id, token=self.token, update=update),))
-        )[0]
-        assert isinstance(outcome, AppendOutcome)
-        if outcome.ok:
+        if self._soon:  # records sent without waiting: they must have landed first
+            await asyncio.wait(set(self._soon))
+        if self._lost_write is not None:
+            raise self._lost_write
+        ops = (*self.take_deferred(), Append(instance_id=self.id, token=self.token, update=update))
+        outcomes = await self.rt.writer.submit(ops)
+        ok = all(isinstance(o, AppendOutcome) and o.ok for o in outcomes)
+        if ok:
             self.final = update
-        return End(status.value) if outcome.ok else End.STALE
+        return End(status.value) if ok else End.STALE
 
 
 class _QueryStop(BaseException):
