@@ -85,7 +85,7 @@ def holds_for(
     while time.monotonic() < deadline:
         if not predicate():
             raise AssertionError(f"{what} stopped holding; seen: {seen()}")
-        time.sleep(0.02)
+        time.sleep(0.02)  # sampling a property that must keep holding over the window
     if not predicate():
         raise AssertionError(f"{what} stopped holding; seen: {seen()}")
 
