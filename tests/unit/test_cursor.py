@@ -40,13 +40,13 @@ def test_replaying_the_recorded_sequence_returns_its_entries_then_none(
 ) -> None:
     entries = journal(recorded)
     cursor = Cursor(entries)
-    assert cursor.recorded == len(recorded)
+    assert len(cursor.entries) == len(recorded)
 
     for i, (kind, name) in enumerate(recorded):
-        assert cursor.replaying
+        assert cursor.position < len(cursor.entries)  # still replaying
         assert cursor.next(kind, name) == (i, entries[i])
     for j, (kind, name) in enumerate(extra):
-        assert not cursor.replaying
+        assert cursor.position >= len(cursor.entries)  # past the record
         assert cursor.next(kind, name) == (len(recorded) + j, None)
 
     cursor.finish()

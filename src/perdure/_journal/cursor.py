@@ -28,14 +28,6 @@ class Cursor:
         """The recorded entries, by position (read-only: the runner's replay fast path reads them)."""
         self.position = 0
 
-    @property
-    def recorded(self) -> int:
-        return len(self.entries)
-
-    @property
-    def replaying(self) -> bool:
-        return self.position < len(self.entries)
-
     def next(self, kind: str, name: str) -> tuple[int, JournalEntry | None]:
         """Take the next position; the entry recorded there, or ``None`` if it is new."""
         pos = self.position

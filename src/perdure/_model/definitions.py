@@ -104,9 +104,6 @@ class Registry:
     def find(self, kind: Kind, name: str) -> Definition | None:
         return self._by_kind[kind].get(name)
 
-    def names(self, kind: Kind) -> list[str]:
-        return sorted(self._by_kind[kind])
-
 
 def _same_code(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
     # A module imported twice (as __main__ and by name) registers the same code twice.

@@ -173,8 +173,6 @@ class Claim(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     lease_now: float
     """Real time: executors whose lease expired before it are dead."""
     limit: int
-    only: tuple[str, ...] = ()
-    """If given, claim only these ids (a targeted claim, e.g. after resume)."""
 
 
 class Beat(msgspec.Struct, frozen=True, tag=True, kw_only=True):

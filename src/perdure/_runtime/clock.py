@@ -40,11 +40,6 @@ class SystemClock:
             pass
 
 
-def monotonic() -> float:
-    """For measuring durations (metrics, benchmarks), never for durable time."""
-    return time.perf_counter()
-
-
 class VirtualClock:
     """Durable time that jumps ahead when the engine is idle: a 30-day flow in milliseconds.
 

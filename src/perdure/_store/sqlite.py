@@ -64,7 +64,6 @@ INLINE_BATCH = 2
 INLINE_STREAK = 8
 """After this many batches of at most INLINE_BATCH operations in a row, they are committed on
 the event loop's thread (when the lock is free): the workload is one workflow at a time."""
-_ROW_FIELDS = InstanceRow.__struct_fields__
 
 
 def parse_url(url: str) -> tuple[str, str]:
@@ -238,11 +237,7 @@ def _claim(conn: sqlite3.Connection, op: Claim) -> list[InstanceRow]:
         "lease_now": op.lease_now,
         "limit": op.limit,
     }
-    if op.only:
-        params["ids"] = msgspec.json.encode(op.only).decode()
-        rows = conn.execute(Q["claim_ready_only"], params).fetchall()
-    else:
-        rows = conn.execute(Q["claim_ready"], params).fetchall()
+    rows = conn.execute(Q["claim_ready"], params).fetchall()
     return [_row(r) for r in rows]
 
 

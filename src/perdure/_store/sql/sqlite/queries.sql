@@ -62,17 +62,6 @@ WHERE id IN (
 )
 RETURNING id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, seq;
 
--- name: claim_ready_only
-UPDATE instances
-SET recoveries = recoveries + (status = 'running'),
-    status = 'running', owner = :executor, claim_id = :claim_id, token = token + 1,
-    updated_at = :now
-WHERE id IN (SELECT value FROM json_each(:ids))
-  AND ((status IN ('pending', 'waiting') AND wake_at <= :now)
-       OR (status = 'running' AND NOT EXISTS (
-               SELECT 1 FROM executors AS e WHERE e.id = instances.owner AND e.expires_at >= :lease_now)))
-RETURNING id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, seq;
-
 -- name: executor_beat
 INSERT INTO executors (id, host, pid, expires_at) VALUES (?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at;
