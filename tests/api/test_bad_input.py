@@ -441,3 +441,23 @@ async def test_invalid_durations_fail_the_workflow_naming_the_value(
     assert failed.value.error_type == "perdure.InvalidArgument"
     assert fragment in failed.value.message
     assert history == [], "nothing was recorded for the bad wait"
+
+
+async def test_timeouts_that_are_not_finite_numbers_of_seconds_are_refused(
+    db_url: str, registry: perdure.Registry
+) -> None:
+    @perdure.workflow(registry=registry)
+    async def quick() -> int:
+        return 1
+
+    async with perdure.Engine(db_url, registry=registry) as engine:
+        handle = await engine.start(quick)
+        for bad in (float("nan"), float("inf"), -1, "5s"):
+            with pytest.raises(perdure.InvalidArgument, match="timeout must be a number of seconds >= 0"):
+                await handle.result(timeout=bad)  # type: ignore[arg-type]
+            with pytest.raises(
+                perdure.InvalidArgument, match="execution_timeout must be a number of seconds > 0"
+            ):
+                await engine.start(quick, execution_timeout=bad)  # type: ignore[arg-type]
+        assert await handle.result(timeout=10) == 1
+        assert (await engine.list()).items[0].id == handle.id, "no refused start was recorded"

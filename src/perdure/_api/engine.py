@@ -8,6 +8,7 @@ call to this one on a loop thread. Several engines may live in one process.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -297,7 +298,7 @@ class Engine(ScheduleMethods):
         ``WorkflowTimedOut`` as its error, wherever it stands.
         """
         if execution_timeout is not None:
-            _positive_timeout("execution_timeout", execution_timeout)
+            _check_seconds("execution_timeout", execution_timeout)
         writer = self._ready()
         defn = self._definition(workflow)
         data = encode_arguments(defn, args, kwargs)
@@ -472,7 +473,8 @@ class Engine(ScheduleMethods):
     ) -> Any:
         """Wait until the workflow publishes ``key``; ``ResultTimeout`` after ``timeout``."""
         check_name("event key", key)
-        _check_timeout(timeout)
+        if timeout is not None:
+            _check_seconds("timeout", timeout, zero_ok=True)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         poll = 0.02
@@ -528,7 +530,8 @@ class Engine(ScheduleMethods):
         raise WorkflowFailed(workflow_id, info.type, info.message, info.traceback)
 
     async def _wait(self, workflow_id: str, timeout: float | None) -> InstanceRow:
-        _check_timeout(timeout)
+        if timeout is not None:
+            _check_seconds("timeout", timeout, zero_ok=True)
         self._ready()
         check_name("workflow id", workflow_id)
         loop = asyncio.get_running_loop()
@@ -601,13 +604,14 @@ class Engine(ScheduleMethods):
         return dict(self._executor.stats) if self._executor else {}
 
 
-def _positive_timeout(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-        raise InvalidArgument(f"{name} must be a number of seconds > 0, got {value!r}")
-
-
-def _check_timeout(timeout: float | None) -> None:
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
+def _check_seconds(name: str, value: object, *, zero_ok: bool = False) -> None:
+    """``value`` must be a finite number of seconds, > 0 (>= 0 with ``zero_ok``)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not zero_ok)
     ):
-        raise InvalidArgument(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}")
+        bound = ">= 0" if zero_ok else "> 0"
+        raise InvalidArgument(f"{name} must be a number of seconds {bound}, got {value!r}")
