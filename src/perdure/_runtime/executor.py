@@ -69,6 +69,10 @@ class Executor:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._starved = False
         self._reserved: set[str] = set()
+        self._tokens: dict[str, int] = {}
+        """The claim token each active instance is driven under."""
+        self._after_active: dict[str, tuple[InstanceRow, bool]] = {}
+        """Claims of instances whose previous activation had not finished yet."""
         self._next_wake: float | None = None
         """The earliest durable wake-up the store knows of (a sleeper, a backoff, a tick)."""
         self._nudge = asyncio.Event()
@@ -111,7 +115,7 @@ class Executor:
             if pending:
                 await asyncio.wait(pending, timeout=grace)
         try:
-            await self.rt.store.commit([ExpireExecutor(executor=self.id)])
+            await self.rt.writer.submit((ExpireExecutor(executor=self.id),))
         except StoreError as exc:
             log.warning("could not release executor lease %s: %s", self.id, exc)
         if self._lock is not None:
@@ -261,9 +265,20 @@ class Executor:
         ``fresh``: created by this process a moment ago, so there is no journal to read.
         """
         self._reserved.discard(row.id)
-        if row.id in self.active or self._stopping:
+        if self._stopping:
+            return
+        if row.id in self.active:
+            # The same claim again (a repeated start): it is being driven already. A newer
+            # claim (a higher token) came while the last activation is still finishing: it
+            # has just unloaded and is due at once. Run that one when the last is gone, never
+            # drop it, or it would stay 'running' under this live executor, driven by nobody.
+            queued = self._after_active.get(row.id)
+            newest = queued[0].token if queued is not None else self._tokens[row.id]
+            if row.token > newest:
+                self._after_active[row.id] = (row, fresh)
             return
         self.active[row.id] = None
+        self._tokens[row.id] = row.token
         task = asyncio.get_running_loop().create_task(self._drive(row, fresh), name=f"perdure:{row.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -294,13 +309,20 @@ class Executor:
             log.warning("instance %s aborted (%s: %s); retrying it", row.id, type(exc).__name__, exc)
         finally:
             self.active.pop(row.id, None)
+            self._tokens.pop(row.id, None)
             self._after(row, end, wake_at, final)
+            queued = self._after_active.pop(row.id, None)
+            if queued is not None:
+                self.run(queued[0], fresh=queued[1])
 
     def _after(
         self, row: InstanceRow, end: End, wake_at: float | None, final: InstanceRow | None = None
     ) -> None:
-        if end is End.WAITING and wake_at is not None:
-            self._nudge.set()  # the next pass reads the earliest wake-up again
+        if end is End.STALE or (end is End.WAITING and wake_at is not None):
+            # Read the earliest wake-up again; and a stale end may be this executor's own
+            # unload whose acknowledgement was lost (it landed, the retry found the token
+            # moved): the instance is due now, so claim now rather than at the next poll.
+            self._nudge.set()
         elif end is End.ABORTED and not self._stopping:
             loop = asyncio.get_running_loop()
             loop.call_later(1.0, self.run, row)
@@ -325,8 +347,8 @@ class Executor:
         now = self.rt.clock.now()
         update = InstanceUpdate(status=Status.WAITING, updated_at=now, wake_at=now)
         try:
-            await self.rt.store.commit(
-                [*deferred, Append(instance_id=row.id, token=row.token, update=update)]
+            await self.rt.writer.submit(
+                (*deferred, Append(instance_id=row.id, token=row.token, update=update))
             )
         except StoreError as exc:
             log.warning("could not release %s: %s", row.id, exc)
