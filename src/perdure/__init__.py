@@ -18,6 +18,7 @@ How data flows, top to bottom (each layer imports only the ones below it)::
 Users import ``perdure`` only; everything under ``_`` may move.
 """
 
+from perdure._api.actors import ActorInfo, ActorPage, ActorRef, OplogEntry, OplogPage, actor, actor_ref
 from perdure._api.decorators import Step, Workflow, step, workflow
 from perdure._api.engine import Engine
 from perdure._api.handles import (
@@ -47,6 +48,7 @@ from perdure._api.ops import (
 from perdure._api.sync import SyncEngine, SyncHandle
 from perdure._model.definitions import Registry
 from perdure._model.errors import (
+    ActorCallFailed,
     Conflict,
     IncompatibleDatabase,
     InvalidArgument,
@@ -73,6 +75,10 @@ from perdure._model.policies import RetryPolicy
 from perdure._model.records import Status
 
 __all__ = [
+    "ActorCallFailed",
+    "ActorInfo",
+    "ActorPage",
+    "ActorRef",
     "ChildHandle",
     "Conflict",
     "Engine",
@@ -84,6 +90,8 @@ __all__ = [
     "NonDeterminismError",
     "NonRetryableError",
     "NotFound",
+    "OplogEntry",
+    "OplogPage",
     "OutsideWorkflow",
     "PerdureError",
     "QueryFailed",
@@ -110,6 +118,8 @@ __all__ = [
     "WorkflowInfo",
     "WorkflowPage",
     "WorkflowTimedOut",
+    "actor",
+    "actor_ref",
     "continue_as_new",
     "idempotency_key",
     "now",

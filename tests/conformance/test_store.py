@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import pytest
 
 from perdure._model.errors import IncompatibleDatabase, InvalidArgument, StoreUnavailable
@@ -14,6 +15,8 @@ from perdure._model.records import (
     Beat,
     Claim,
     CreateInstance,
+    DeleteActor,
+    Enqueue,
     ExpireExecutor,
     InstanceRow,
     InstanceUpdate,
@@ -586,3 +589,124 @@ def test_fault_specs_are_parsed_and_validated() -> None:
         parse_faults("busy=often")
     with pytest.raises(InvalidArgument, match=r"\[0, 1\]"):
         parse_faults("busy=2")
+
+
+# --- actors ---------------------------------------------------------------------
+
+
+def invocation(iid: str, actor: str = "Counter/k", **kw: Any) -> InstanceRow:
+    return msgspec.structs.replace(row(iid, name="Counter.add", **kw), actor_id=actor)
+
+
+async def end(store: Store, r: InstanceRow, *, state: bytes | None, at: float = NOW + 1) -> None:
+    update = InstanceUpdate(status=Status.COMPLETED, updated_at=at, output=b"J1", actor_id=r.actor_id,
+                            actor_state=state, state_version=3)  # fmt: skip
+    assert await commit1(store, Append(instance_id=r.id, token=r.token, update=update)) == AppendOutcome(
+        ok=True
+    )
+
+
+async def test_invocations_of_one_actor_queue_behind_the_one_whose_turn_it_is(store: Store) -> None:
+    first = invocation("Counter/k/1", status=Status.RUNNING, owner="ex-1", token=1)
+    assert await commit1(store, Enqueue(first)) is Status.RUNNING
+    assert await commit1(store, Enqueue(invocation("Counter/k/2"))) is Status.QUEUED
+    assert await commit1(store, Enqueue(invocation("Counter/k/3"))) is Status.QUEUED
+    assert (
+        await commit1(store, Enqueue(invocation("Counter/other/1", actor="Counter/other"))) is Status.PENDING
+    )
+    assert await commit1(store, Enqueue(invocation("Counter/k/2"))) is None  # the same id: ignored
+    # A queued invocation is not ready, whatever its wake-up (and ex-1 is alive).
+    await commit1(store, Beat(executor="ex-1", host="h", pid=1, expires_at=LIVE))
+    assert [r.id for r in await claim(store)] == ["Counter/other/1"]
+
+    actor = await store.get_actor("Counter/k")
+    assert actor is not None
+    assert (actor.type, actor.key, actor.active, actor.state, actor.revision) == (
+        "Counter",
+        "k",
+        "Counter/k/1",
+        None,
+        0,
+    )
+
+    await end(store, first, state=b'J{"value":1}')
+    actor = await store.get_actor("Counter/k")
+    assert actor is not None
+    assert (actor.active, actor.state, actor.state_version, actor.revision, actor.invocations) == (
+        "Counter/k/2", b'J{"value":1}', 3, 1, 1,
+    )  # fmt: skip
+    second = await store.get_instance("Counter/k/2")
+    assert second is not None
+    assert second.status is Status.PENDING
+    [claimed] = await claim(store, claim_id="c-2", now=NOW + 2)
+    assert claimed.id == "Counter/k/2"
+    await end(store, claimed, state=None)  # unchanged state: nothing saved
+    actor = await store.get_actor("Counter/k")
+    assert actor is not None
+    assert (actor.active, actor.state, actor.revision, actor.invocations) == (
+        "Counter/k/3",
+        b'J{"value":1}',
+        1,
+        2,
+    )
+
+
+async def test_a_stale_end_of_an_invocation_saves_no_state_and_passes_no_turn(store: Store) -> None:
+    first = invocation("Counter/k/1", status=Status.RUNNING, owner="ex-1", token=1)
+    await commit1(store, Enqueue(first))
+    await commit1(store, Enqueue(invocation("Counter/k/2")))
+    update = InstanceUpdate(status=Status.COMPLETED, updated_at=NOW, actor_id="Counter/k", actor_state=b"J{}")
+    assert await commit1(store, Append(instance_id=first.id, token=9, update=update)) == AppendOutcome(
+        ok=False
+    )
+    actor = await store.get_actor("Counter/k")
+    assert actor is not None
+    assert (actor.active, actor.state) == ("Counter/k/1", None)
+
+
+async def test_cancelling_the_invocation_whose_turn_it_is_passes_the_turn(store: Store) -> None:
+    await commit1(store, Enqueue(invocation("Counter/k/1")))
+    await commit1(store, Enqueue(invocation("Counter/k/2")))
+    await commit1(store, Enqueue(invocation("Counter/k/3")))
+    assert await commit1(store, RequestCancel(instance_id="Counter/k/3", now=NOW)) is Status.CANCELLED
+    assert await commit1(store, RequestCancel(instance_id="Counter/k/1", now=NOW)) is Status.CANCELLED
+    actor = await store.get_actor("Counter/k")
+    assert actor is not None
+    assert actor.active == "Counter/k/2"
+    second = await store.get_instance("Counter/k/2")
+    assert second is not None
+    assert second.status is Status.PENDING
+
+
+async def test_actors_list_by_type_prefix_and_status_and_their_oplog_pages(store: Store) -> None:
+    for aid in ("Counter/alice", "Counter/alfred", "Counter/bob", "Cart/alice"):
+        await commit1(store, Enqueue(invocation(f"{aid}/1", actor=aid)))
+    await commit1(store, Enqueue(invocation("Counter/bob/2", actor="Counter/bob")))
+    page = await store.list_actors(type="Counter", prefix=None, busy=None, limit=2, cursor=None)
+    assert [a.id for a in page.items] == ["Counter/alfred", "Counter/alice"]
+    rest = await store.list_actors(type="Counter", prefix=None, busy=None, limit=2, cursor=page.cursor)
+    assert ([a.id for a in rest.items], rest.cursor) == (["Counter/bob"], None)
+    found = await store.list_actors(type=None, prefix="al", busy=True, limit=10, cursor=None)
+    assert [a.id for a in found.items] == ["Cart/alice", "Counter/alfred", "Counter/alice"]
+    assert (await store.list_actors(type=None, prefix=None, busy=False, limit=10, cursor=None)).items == []
+
+    oplog = await store.actor_oplog("Counter/bob", limit=1, cursor=None)
+    assert [o.id for o in oplog.items] == ["Counter/bob/1"]
+    more = await store.actor_oplog("Counter/bob", limit=1, cursor=oplog.cursor)
+    assert ([(o.id, o.status, o.method) for o in more.items], more.cursor) == (
+        [("Counter/bob/2", Status.QUEUED, "Counter.add")], None,
+    )  # fmt: skip
+    # Invocations are not workflows: listings of instances leave them out.
+    assert (await store.list_instances(status=None, name=None, limit=10, cursor=None)).items == []
+
+
+async def test_an_actor_is_deleted_with_its_invocations_only_when_idle(store: Store) -> None:
+    first = invocation("Counter/k/1", status=Status.RUNNING, owner="ex-1", token=1)
+    await commit1(store, Enqueue(first))
+    assert await commit1(store, DeleteActor("Counter/k")) is False
+    assert await commit1(store, DeleteActor("Counter/none")) is None
+    await end(store, first, state=b'J{"value":1}')
+    assert await commit1(store, DeleteActor("Counter/k")) is True
+    assert await store.get_actor("Counter/k") is None
+    assert await store.get_instance("Counter/k/1") is None
+    assert await store.load_journal("Counter/k/1") == []

@@ -71,3 +71,48 @@ def sync_client() -> None:
         assert_type(handle, perdure.SyncHandle[Receipt])
         assert_type(handle.result(timeout=1.0), Receipt)
         assert_type(engine.get("x"), perdure.SyncHandle[Any])
+
+
+@perdure.actor
+class Wallet:
+    def __init__(self, key: str) -> None:
+        self.cents = 0
+
+    def deposit(self, cents: int) -> int:
+        self.cents += cents
+        return self.cents
+
+    async def statement(self, month: str) -> list[str]:
+        return [month]
+
+
+@perdure.actor(version=2, durable=True)
+class Ledger:
+    def __init__(self, key: str) -> None:
+        self.lines: list[str] = []
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+
+async def actors(engine: perdure.Engine, sync: perdure.SyncEngine) -> None:
+    assert_type(Wallet, type[Wallet])  # the decorators return the class itself
+    assert_type(Ledger("k").lines, list[str])
+    wallet = engine.actor(Wallet, "w")
+    assert_type(wallet, perdure.ActorRef[Wallet])
+    assert_type(await wallet.call(Wallet.deposit, 5), int)  # the method's types, checked
+    assert_type(await wallet.call(Wallet.statement, "2026-11"), list[str])
+    assert_type(await wallet.enqueue(Wallet.deposit, 5), str)
+    assert_type(sync.actor(Wallet, "w").call(Wallet.deposit, 5), int)
+    assert_type(await engine.invoke(Wallet, "w", "deposit", 5, idempotency_key="k"), Any)
+    assert_type(await engine.list_actors(type=Wallet), perdure.ActorPage)
+
+
+async def actor_in_workflow() -> int:
+    return await perdure.actor_ref(Wallet, "w").call(Wallet.deposit, 1)
+
+
+async def actor_misuse(engine: perdure.Engine) -> None:
+    # strict mypy reports unused ignores: each line below must be an error for this file to pass.
+    await engine.actor(Wallet, "w").call(Wallet.deposit, "five")  # type: ignore[call-overload]
+    await engine.actor(Wallet, "w").call(Ledger.add, "x")  # type: ignore[call-overload]

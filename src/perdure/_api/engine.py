@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from perdure._api.actors import ActorMethods
 from perdure._api.decorators import Workflow
 from perdure._api.handles import (
     HistoryEntry,
@@ -50,6 +51,7 @@ from perdure._model.records import (
     Send,
     Status,
 )
+from perdure._runtime.actors import ActorHost
 from perdure._runtime.clock import Clock, SystemClock
 from perdure._runtime.executor import Executor
 from perdure._runtime.runner import Runtime, answer_query
@@ -85,7 +87,7 @@ def open_store(url: str, *, busy_timeout: float) -> tuple[Store, Path | None]:
     return SQLiteStore(path, synchronous=sync, busy_timeout=busy_timeout), Path(f"{path}-executors")
 
 
-class Engine(ScheduleMethods):
+class Engine(ScheduleMethods, ActorMethods):
     """Durable execution on one database.
 
     Args:
@@ -102,6 +104,9 @@ class Engine(ScheduleMethods):
         workflow_threads / step_threads: sizes of the pools ``def`` code runs in.
         busy_timeout: seconds to wait for a database lock before giving up.
         store_retry_deadline: seconds to keep retrying a transiently failing database.
+        max_resident_actors: actor objects kept in memory between calls (least recently
+            used are evicted first; an evicted actor is restored from its saved state).
+        actor_idle_after: seconds after which an actor not called is evicted.
     """
 
     def __init__(
@@ -120,6 +125,8 @@ class Engine(ScheduleMethods):
         step_threads: int = 64,
         busy_timeout: float = 5.0,
         store_retry_deadline: float = 30.0,
+        max_resident_actors: int = 10_000,
+        actor_idle_after: float = 300.0,
     ) -> None:
         for name, value in (
             ("unload_after", unload_after),
@@ -127,6 +134,7 @@ class Engine(ScheduleMethods):
             ("poll_interval", poll_interval),
             ("busy_timeout", busy_timeout),
             ("store_retry_deadline", store_retry_deadline),
+            ("actor_idle_after", actor_idle_after),
         ):
             _positive(name, value)
         for name, value in (
@@ -134,6 +142,7 @@ class Engine(ScheduleMethods):
             ("max_recoveries", max_recoveries),
             ("workflow_threads", workflow_threads),
             ("step_threads", step_threads),
+            ("max_resident_actors", max_resident_actors),
         ):
             _positive(name, value, integer=True)
         crashpoints.arm_from_env()
@@ -153,6 +162,8 @@ class Engine(ScheduleMethods):
             "poll_interval": poll_interval,
             "max_active": max_active,
             "max_recoveries": max_recoveries,
+            "max_resident_actors": max_resident_actors,
+            "actor_idle_after": actor_idle_after,
         }
         self._threads = (workflow_threads, step_threads)
         self._writer: Writer | None = None
@@ -194,6 +205,9 @@ class Engine(ScheduleMethods):
                 workflow_threads=self._pools[0],
                 step_threads=self._pools[1],
                 unload_after=float(self._options["unload_after"]),
+                actors=ActorHost(
+                    int(self._options["max_resident_actors"]), float(self._options["actor_idle_after"])
+                ),
             )
             self._executor = Executor(
                 rt,
@@ -529,11 +543,13 @@ class Engine(ScheduleMethods):
         info = serializer.decode_error(row.error) if row.error else serializer.ErrorInfo("unknown", "")
         raise WorkflowFailed(workflow_id, info.type, info.message, info.traceback)
 
-    async def _wait(self, workflow_id: str, timeout: float | None) -> InstanceRow:
+    async def _wait(self, workflow_id: str, timeout: float | None, *, check: bool = True) -> InstanceRow:
+        """The instance's final row; ``check=False`` for internal ids (actor invocations)."""
         if timeout is not None:
             _check_seconds("timeout", timeout, zero_ok=True)
         self._ready()
-        check_name("workflow id", workflow_id)
+        if check:
+            check_name("workflow id", workflow_id)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[InstanceRow] = loop.create_future()
         self._waiters.setdefault(workflow_id, []).append(fut)
@@ -600,8 +616,13 @@ class Engine(ScheduleMethods):
 
     @property
     def executor_stats(self) -> dict[str, int]:
-        """Counters of this process's executor (activations, recoveries, parked)."""
-        return dict(self._executor.stats) if self._executor else {}
+        """Counters of this process's executor: activations, recoveries, parked, and of
+        actors: resident now, activations (restored or made in memory), evictions."""
+        ex = self._executor
+        if ex is None:
+            return {}
+        host = ex.rt.actors
+        return {**ex.stats, **host.stats, "actors_resident": host.resident}
 
 
 def _check_seconds(name: str, value: object, *, zero_ok: bool = False) -> None:

@@ -1,7 +1,7 @@
 """The Engine's schedule methods: create, read, pause, resume, trigger and delete.
 
 A base class of ``Engine``; its methods use the parts of the engine named by
-``_EngineCore``. When ticks start their workflows is decided in
+``EngineCore``. When ticks start their workflows is decided in
 ``_runtime/schedules.py`` and done by the executor.
 """
 
@@ -9,47 +9,19 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
+from perdure._api.core import EngineCore
 from perdure._api.decorators import Workflow
 from perdure._api.handles import ScheduleInfo, WorkflowHandle
 from perdure._api.ops import decode_arguments, encode_arguments
-from perdure._journal.writer import Writer
-from perdure._model.definitions import Definition, Kind, Registry, check_name
+from perdure._model.definitions import Kind, check_name
 from perdure._model.errors import Conflict, InvalidArgument, NotFound
 from perdure._model.records import CreateSchedule, DeleteSchedule, PauseSchedule, ScheduleRow
 from perdure._runtime import schedules
-from perdure._runtime.clock import Clock
-from perdure._store.protocol import Store
-
-if TYPE_CHECKING:
-    from perdure._runtime.executor import Executor
 
 
-class _EngineCore(Protocol):
-    """What the schedule methods use of the engine."""
-
-    _store: Store
-    _executor: Executor | None
-    clock: Clock
-    registry: Registry
-
-    def _ready(self) -> Writer: ...
-
-    def _definition(self, workflow: Workflow[Any, Any] | str) -> Definition: ...
-
-    async def start(
-        self,
-        workflow: Workflow[Any, Any] | str,
-        /,
-        *args: Any,
-        id: str | None = None,  # noqa: A002
-        execution_timeout: float | None = None,
-        **kwargs: Any,
-    ) -> WorkflowHandle[Any]: ...
-
-
-async def _schedule(core: _EngineCore, schedule_id: str) -> ScheduleRow:
+async def _schedule(core: EngineCore, schedule_id: str) -> ScheduleRow:
     core._ready()
     check_name("schedule id", schedule_id)
     row = await core._store.get_schedule(schedule_id)
@@ -62,7 +34,7 @@ class ScheduleMethods:
     """Schedules: ``Engine`` inherits these; each one works on the engine's store."""
 
     async def create_schedule(
-        self: _EngineCore,
+        self: EngineCore,
         schedule_id: str,
         workflow: Workflow[Any, Any] | str,
         /,
@@ -111,20 +83,20 @@ class ScheduleMethods:
             self._executor.nudge()
         return ScheduleInfo.of(row)
 
-    async def get_schedule(self: _EngineCore, schedule_id: str) -> ScheduleInfo:
+    async def get_schedule(self: EngineCore, schedule_id: str) -> ScheduleInfo:
         return ScheduleInfo.of(await _schedule(self, schedule_id))
 
-    async def list_schedules(self: _EngineCore) -> builtins.list[ScheduleInfo]:
+    async def list_schedules(self: EngineCore) -> builtins.list[ScheduleInfo]:
         self._ready()
         return [ScheduleInfo.of(r) for r in await self._store.list_schedules()]
 
-    async def pause_schedule(self: _EngineCore, schedule_id: str) -> None:
+    async def pause_schedule(self: EngineCore, schedule_id: str) -> None:
         """Stop starting ticks until ``resume_schedule``; ticks in between are skipped."""
         await _schedule(self, schedule_id)
         op = PauseSchedule(schedule_id=schedule_id, paused=True, next_at=None, now=self.clock.now())
         await self._ready().submit((op,))
 
-    async def resume_schedule(self: _EngineCore, schedule_id: str) -> None:
+    async def resume_schedule(self: EngineCore, schedule_id: str) -> None:
         row = await _schedule(self, schedule_id)
         now = self.clock.now()
         nxt = schedules.next_tick(row.cron, row.every, row.timezone, now)
@@ -134,14 +106,14 @@ class ScheduleMethods:
         if self._executor is not None:
             self._executor.nudge()
 
-    async def trigger_schedule(self: _EngineCore, schedule_id: str) -> WorkflowHandle[Any]:
+    async def trigger_schedule(self: EngineCore, schedule_id: str) -> WorkflowHandle[Any]:
         """Start the schedule's workflow now, besides its ticks."""
         row = await _schedule(self, schedule_id)
         defn = self.registry.get(Kind.WORKFLOW, row.workflow)
         args, kwargs = decode_arguments(defn, row.input)
         return await self.start(defn.name, *args, id=f"{schedule_id}@now-{uuid.uuid4().hex[:12]}", **kwargs)
 
-    async def delete_schedule(self: _EngineCore, schedule_id: str) -> None:
+    async def delete_schedule(self: EngineCore, schedule_id: str) -> None:
         """Delete the schedule; workflows its ticks started are left alone."""
         await _schedule(self, schedule_id)  # NotFound; the delete itself may be retried harmlessly
         await self._ready().submit((DeleteSchedule(schedule_id),))

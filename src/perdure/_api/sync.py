@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import builtins
 import threading
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
+from perdure._api.actors import ActorInfo, ActorPage, ActorRef, ActorStatus, OplogPage
 from perdure._api.decorators import Workflow
 from perdure._api.handles import (
     HistoryEntry,
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 R = TypeVar("R")
+A = TypeVar("A")
+P = ParamSpec("P")
 
 
 class Portal:
@@ -251,3 +254,120 @@ class SyncEngine:
     @property
     def executor_stats(self) -> dict[str, int]:
         return self.engine.executor_stats
+
+    # --- actors ----------------------------------------------------------------
+
+    def actor(self, actor_type: type[A], key: str) -> SyncActorRef[A]:
+        return SyncActorRef(self.engine.actor(actor_type, key), self._portal)
+
+    def invoke(
+        self,
+        actor_type: type[Any] | str,
+        key: str,
+        method: str,
+        /,
+        *args: Any,
+        idempotency_key: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        return self._portal.call(
+            self.engine.invoke, actor_type, key, method, *args, idempotency_key=idempotency_key, **kwargs
+        )
+
+    def enqueue(
+        self,
+        actor_type: type[Any] | str,
+        key: str,
+        method: str,
+        /,
+        *args: Any,
+        idempotency_key: str | None = None,
+        **kwargs: Any,
+    ) -> str:
+        return self._portal.call(
+            self.engine.enqueue, actor_type, key, method, *args, idempotency_key=idempotency_key, **kwargs
+        )
+
+    def list_actors(
+        self,
+        *,
+        type: type[Any] | str | None = None,  # noqa: A002 - mirrors Engine
+        key_prefix: str | None = None,
+        status: ActorStatus | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> ActorPage:
+        return self._portal.call(
+            self.engine.list_actors,
+            type=type,
+            key_prefix=key_prefix,
+            status=status,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def actor_state(self, actor_type: type[Any] | str, key: str) -> dict[str, Any]:
+        return self._portal.call(self.engine.actor_state, actor_type, key)
+
+    def actor_info(self, actor_type: type[Any] | str, key: str) -> ActorInfo:
+        return self._portal.call(self.engine.actor_info, actor_type, key)
+
+    def actor_oplog(
+        self, actor_type: type[Any] | str, key: str, *, limit: int = 100, cursor: str | None = None
+    ) -> OplogPage:
+        return self._portal.call(self.engine.actor_oplog, actor_type, key, limit=limit, cursor=cursor)
+
+    def delete_actor(self, actor_type: type[Any] | str, key: str) -> None:
+        self._portal.call(self.engine.delete_actor, actor_type, key)
+
+
+class SyncActorRef(Generic[A]):
+    """``ActorRef`` for synchronous code: ``ref.method(*args)`` blocks and returns the result."""
+
+    __slots__ = ("_portal", "_ref")
+
+    def __init__(self, ref: ActorRef[A], portal: Portal) -> None:
+        self._ref = ref
+        self._portal = portal
+
+    @property
+    def key(self) -> str:
+        return self._ref.key
+
+    @property
+    def type(self) -> str:
+        return self._ref.type
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._ref, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._portal.call(_awaited, method(*args, **kwargs))
+
+        call.enqueue = lambda *a, **k: self._portal.call(_awaited, method.enqueue(*a, **k))  # type: ignore[attr-defined]
+        return call
+
+    @overload
+    def call(
+        self,
+        method: Callable[Concatenate[A, P], Coroutine[Any, Any, R]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R: ...
+    @overload
+    def call(self, method: Callable[Concatenate[A, P], R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def call(self, method: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return self._portal.call(_awaited, self._ref.call(method, *args, **kwargs))
+
+    def enqueue(self, method: Callable[Concatenate[A, P], Any], /, *args: P.args, **kwargs: P.kwargs) -> str:
+        result: str = self._portal.call(_awaited, self._ref.enqueue(method, *args, **kwargs))
+        return result
+
+    def __repr__(self) -> str:
+        return f"<SyncActorRef {self._ref.type}/{self._ref.key}>"
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable

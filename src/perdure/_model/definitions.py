@@ -1,7 +1,7 @@
 """What a decorator records about user code, and the registry that holds it.
 
-One shape (``Definition``) serves workflows and steps; its ``kind`` tells them
-apart. A ``Registry`` maps names to definitions; decorators register into
+One shape (``Definition``) serves workflows, steps, actor classes and actor
+methods; its ``kind`` tells them apart. A ``Registry`` maps names to definitions; decorators register into
 ``default_registry`` unless given another, and an Engine reads the registry it
 was handed. Registration is the only side effect of decorating.
 """
@@ -25,6 +25,9 @@ MAX_NAME_LENGTH = 200
 class Kind(enum.StrEnum):
     WORKFLOW = "workflow"
     STEP = "step"
+    ACTOR = "actor"
+    METHOD = "actor method"
+    """A method of an actor class, registered as ``Type.method``."""
 
 
 def check_name(what: str, name: object) -> str:
@@ -59,11 +62,22 @@ class Definition:
     timeout: float | None = None
     """Steps only: seconds one attempt may run; ``None`` for no limit."""
     signature: inspect.Signature = field(repr=False)
-    """``fn``'s signature, to check arguments at call time."""
+    """``fn``'s signature, to check arguments at call time (an actor method's: without ``self``)."""
+    actor: str | None = None
+    """Actor methods: the registered name of their actor class."""
+    durable: bool = True
+    """Actor classes: whether instances keep their state (``False``: a fresh one per call)."""
+    version: int = 1
+    """Actor classes: the version of their state's shape (see ``upgrade``)."""
 
     def hints(self) -> dict[str, Any]:
         """Type hints of ``fn`` (parameters and ``return``); ``{}`` if unresolvable. Cached."""
         return _hints(self.fn)
+
+    @property
+    def method(self) -> str:
+        """Actor methods: the method's own name (``add`` of ``Counter.add``)."""
+        return self.name.rsplit(".", 1)[-1]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -103,6 +117,9 @@ class Registry:
 
     def find(self, kind: Kind, name: str) -> Definition | None:
         return self._by_kind[kind].get(name)
+
+    def names(self, kind: Kind) -> list[str]:
+        return sorted(self._by_kind[kind])
 
 
 def _same_code(a: Callable[..., Any], b: Callable[..., Any]) -> bool:

@@ -13,6 +13,7 @@
     ├── WorkflowFailed                      the workflow raised; carries type, message, traceback
     ├── WorkflowCancelled                   the workflow was cancelled
     ├── WorkflowTimedOut                    the workflow ran past its execution timeout
+    ├── ActorCallFailed                     an actor method raised; its state is as before the call
     ├── StepFailed                          a step gave up (non-retryable or out of attempts)
     ├── StepTimedOut                        one attempt of a step ran past its timeout
     ├── NonRetryableError                   raise it in a step to stop its retries
@@ -111,6 +112,18 @@ class WorkflowFailed(_RecordedError):
     def __init__(self, workflow_id: str, error_type: str, message: str, traceback: str) -> None:
         self.workflow_id = workflow_id
         super().__init__(f"workflow {workflow_id!r} failed", error_type, message, traceback)
+
+
+class ActorCallFailed(_RecordedError):
+    """An actor method raised; ``error_type``, ``message`` and ``traceback`` say what.
+
+    The actor's state is what it was before the call: a failed invocation saves none.
+    """
+
+    def __init__(self, actor: str, method: str, error_type: str, message: str, traceback: str) -> None:
+        self.actor = actor
+        self.method = method
+        super().__init__(f"actor {actor!r} method {method!r} failed", error_type, message, traceback)
 
 
 class WorkflowCancelled(PerdureError):

@@ -27,6 +27,8 @@ class Status(enum.StrEnum):
     CANCELLED = "cancelled"
     PARKED = "parked"
     """Stopped with a recorded reason (non-determinism, poison); idle until resumed."""
+    QUEUED = "queued"
+    """An actor invocation waiting in the actor's inbox for the ones before it to end."""
 
 
 TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
@@ -61,6 +63,8 @@ class InstanceRow(msgspec.Struct, frozen=True, kw_only=True):
     """What the parent's end does to this child: terminate, request_cancel or abandon."""
     deadline: float | None = None
     """Execution timeout: past it the instance fails (epoch seconds)."""
+    actor_id: str | None = None
+    """Set for an actor invocation: the actor (``type/key``) whose method it runs."""
 
 
 class JournalEntry(msgspec.Struct, frozen=True):
@@ -108,6 +112,12 @@ class InstanceUpdate(msgspec.Struct, frozen=True, kw_only=True):
     clear_retries: bool = False
     new_run_input: bytes | None = None
     """Continue as new with this input: the run is archived and its journal dropped."""
+    actor_id: str | None = None
+    """An actor invocation that ends: the actor's next invocation gets its turn."""
+    actor_state: bytes | None = None
+    """With ``actor_id``: the actor's new state (``None``: unchanged), saved with the end."""
+    state_version: int = 0
+    """The code version of the actor class that wrote ``actor_state``."""
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True):
@@ -263,6 +273,68 @@ class DeleteSchedule(msgspec.Struct, frozen=True, tag=True):
     schedule_id: str
 
 
+class Enqueue(msgspec.Struct, frozen=True, tag=True):
+    """Put an actor invocation (``row.actor_id`` set) in its actor's inbox, creating the
+    actor if needed, unless the id exists. It keeps ``row``'s status when the actor is idle
+    and becomes ``queued`` behind the invocation whose turn it is otherwise.
+
+    Outcome: the status it was stored with, or ``None`` if the id existed already.
+    """
+
+    row: InstanceRow
+
+
+class DeleteActor(msgspec.Struct, frozen=True, tag=True):
+    """Delete an actor, its state and its invocations' records, unless one is pending or
+    running. Outcome: ``True`` if deleted, ``False`` if busy, ``None`` if no such actor."""
+
+    actor_id: str
+
+
+class ActorRow(msgspec.Struct, frozen=True, kw_only=True):
+    """An actor as stored."""
+
+    id: str
+    type: str
+    key: str
+    state: bytes | None
+    """The snapshot of its attributes after its last invocation that changed them."""
+    state_version: int
+    """The code version of the class that wrote ``state``."""
+    revision: int
+    """How many snapshots were saved: a resident copy of this revision is current."""
+    active: str | None
+    """The invocation whose turn it is (running, waiting, or about to run)."""
+    invocations: int
+    """Invocations ended so far."""
+    created_at: float
+    updated_at: float
+
+
+class ActorRows(msgspec.Struct, frozen=True):
+    items: list[ActorRow]
+    cursor: str | None
+
+
+class OplogRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One invocation of an actor, as its oplog shows it."""
+
+    id: str
+    method: str
+    status: Status
+    input: bytes
+    output: bytes | None
+    error: bytes | None
+    created_at: float
+    updated_at: float
+    state_size: int | None
+
+
+class OplogRows(msgspec.Struct, frozen=True):
+    items: list[OplogRow]
+    cursor: str | None
+
+
 class Send(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     """A message from outside any instance. Outcome: the target's status (delivered only if
     not terminal), ``True`` if its sender key was delivered before the target ended (a
@@ -284,6 +356,8 @@ Op = (
     | FireSchedule
     | PauseSchedule
     | DeleteSchedule
+    | Enqueue
+    | DeleteActor
 )
 Outcome = bool | AppendOutcome | list[InstanceRow] | Status | None
 

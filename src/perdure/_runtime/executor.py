@@ -130,6 +130,7 @@ class Executor:
     async def _heartbeat_loop(self) -> None:
         while True:
             await self.real.sleep_until(self.real.now() + self.lease_ttl / 3)
+            self.rt.actors.sweep(self.rt.clock.now())
             try:
                 await self._beat()
                 await self._reap()
@@ -318,10 +319,11 @@ class Executor:
     def _after(
         self, row: InstanceRow, end: End, wake_at: float | None, final: InstanceRow | None = None
     ) -> None:
-        if end is End.STALE or (end is End.WAITING and wake_at is not None):
+        if end is End.STALE or (end is End.WAITING and wake_at is not None) or row.actor_id is not None:
             # Read the earliest wake-up again; and a stale end may be this executor's own
             # unload whose acknowledgement was lost (it landed, the retry found the token
             # moved): the instance is due now, so claim now rather than at the next poll.
+            # An actor invocation's end gives the next one in its inbox its turn: claim it.
             self._nudge.set()
         elif end is End.ABORTED and not self._stopping:
             loop = asyncio.get_running_loop()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from perdure._codec import serializer
 from perdure._model.definitions import Definition
 from perdure._model.errors import (
+    ActorCallFailed,
     Conflict,
     InvalidState,
     NotFound,
@@ -124,6 +125,64 @@ async def _child_result(act: Activation, pos: int, child_id: str, type_: Any) ->
     if error is not None:
         raise error
     return value
+
+
+def call_actor(act: Activation, method: Definition, actor_id: str, data: bytes) -> tuple[str, Any]:
+    """Put an invocation of ``method`` in actor ``actor_id``'s inbox, exactly once.
+
+    The invocation is created in the same commit as this position's entry, under an
+    id derived from this instance and position: the callee's idempotency key. Returns
+    that id and what to wait for it to be committed (an awaitable in async code, None
+    in def code, where the call blocks); ``invocation_result`` waits for its outcome.
+    """
+    pos, entry = act.take("actor_call", method.name)
+    if entry is not None:
+        found: str = serializer.decode(entry.result, str)
+        return found, Ready(found, None) if act.defn.is_async else None
+    iid = f"{actor_id}/{act.id}:{pos}"
+    coro = _call_actor(act, pos, method, actor_id, iid, data)
+    return iid, coro if act.defn.is_async else act.blocking(coro)
+
+
+async def _call_actor(
+    act: Activation, pos: int, method: Definition, actor_id: str, iid: str, data: bytes
+) -> str:
+    now = act.rt.clock.now()
+    row = InstanceRow(id=iid, name=method.name, status=Status.PENDING, input=data, created_at=now,
+                      updated_at=now, wake_at=now, parent_id=act.id, parent_close="abandon",
+                      actor_id=actor_id)  # fmt: skip
+    await act.append(Append(instance_id=act.id, token=act.token,
+                             entries=(act.make_entry(pos, "actor_call", method.name, iid),), children=(row,)))  # fmt: skip
+    act.rt.nudge()
+    return iid
+
+
+def invocation_result(act: Activation, method: Definition, invocation_id: str, type_: Any) -> Any:
+    """Wait for an actor invocation to end: its value, or ``ActorCallFailed``."""
+    actor_id = invocation_id.rsplit("/", 1)[0]
+
+    def fail(entry: JournalEntry) -> PerdureError:
+        info = serializer.decode_error(entry.result)
+        return ActorCallFailed(actor_id, method.method, info.type, info.message, info.traceback)
+
+    pos, entry = act.take("child_result", invocation_id)
+    if entry is not None:
+        value, error = (serializer.decode(entry.result, type_), None) if entry.ok else (None, fail(entry))
+        if act.defn.is_async:
+            return Ready(value, error)
+        if error is not None:
+            raise error
+        return value
+
+    async def wait() -> Any:
+        try:
+            return await _child_result(act, pos, invocation_id, type_)
+        except WorkflowFailed as exc:
+            raise ActorCallFailed(
+                actor_id, method.method, exc.error_type, exc.message, exc.traceback
+            ) from None
+
+    return wait() if act.defn.is_async else act.blocking(wait())
 
 
 def send(act: Activation, target: str, topic: str, value: Any) -> Any:

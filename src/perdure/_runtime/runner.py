@@ -54,6 +54,7 @@ from perdure._model.records import (
     Status,
 )
 from perdure._runtime import context
+from perdure._runtime.actors import ActorHost, ActorSession
 from perdure._runtime.attempts import INVOKE, Command, Record, WaitUntil, attempts
 from perdure._runtime.clock import Clock
 from perdure._runtime.ready import Ready
@@ -78,6 +79,7 @@ class Runtime:
     """Waits longer than this unload the instance instead of keeping it in memory."""
     nudge: Callable[[], None] = lambda: None
     """Tell the executor that new work may be ready (a child started here)."""
+    actors: ActorHost = field(default_factory=lambda: ActorHost(10_000, 300.0))
     types: dict[int, tuple[dict[str, Any], Any]] = field(default_factory=dict)
 
     def hints(self, defn: Definition) -> tuple[dict[str, Any], Any]:
@@ -155,6 +157,8 @@ class Activation:
         self.task: asyncio.Task[Any] | None = None
         self._decoders: dict[str, tuple[Definition, serializer.PayloadDecoder]] = {}
         """Step result decoders by step name, with the definition they are for (see ``_result_decoder``)."""
+        self.actor: ActorSession | None = None
+        """An actor invocation: the actor whose method ``defn`` is."""
 
     # --- helpers for operations ----------------------------------------------
 
@@ -582,12 +586,20 @@ class Activation:
         try:
             output = serializer.encode(value)
         except (TypeError, OverflowError) as exc:
-            err = TypeError(f"workflow {self.defn.name!r} returned a value perdure cannot serialize: {exc}")
+            err = TypeError(
+                f"{self.defn.kind} {self.defn.name!r} returned a value perdure cannot serialize: {exc}"
+            )
             return await self._finish(Status.FAILED, error=serializer.encode_error(err))
-        return await self._finish(Status.COMPLETED, output=output)
+        state = None
+        if self.actor is not None:
+            try:
+                state = self.actor.snapshot()
+            except (TypeError, OverflowError) as exc:  # nothing of the call is saved
+                return await self._finish(Status.FAILED, error=serializer.encode_error(exc))
+        return await self._finish(Status.COMPLETED, output=output, actor_state=state)
 
     async def _run_code(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        fn = self.defn.fn
+        fn = self.defn.fn if self.actor is None else self._call_method
         if self.defn.is_async:
             ctx = contextvars.copy_context()
             ctx.run(context.activation.set, self)
@@ -596,6 +608,19 @@ class Activation:
         return await self.loop.run_in_executor(
             self.rt.workflow_threads, _as_activation, self, fn, args, kwargs
         )
+
+    def _call_method(self, *args: Any, **kwargs: Any) -> Any:
+        """The actor method on its object (for async methods, a coroutine that makes the
+        object first: in the invocation's task, where ``__init__`` may use durable operations)."""
+        session = self.actor
+        assert session is not None
+        if not self.defn.is_async:
+            return self.defn.fn(session.instance(), *args, **kwargs)
+
+        async def call() -> Any:
+            return await self.defn.fn(session.instance(), *args, **kwargs)
+
+        return call()
 
     async def _park(self, reason: str) -> End:
         log.warning("parking %s: %s", self.id, reason)
@@ -611,6 +636,7 @@ class Activation:
         park_reason: str | None = None,
         waiting_topic: str | None = None,
         new_run_input: bytes | None = None,
+        actor_state: bytes | None = None,
     ) -> End:
         # Steps the code started but never awaited still commit under this claim: let
         # them land before the end is recorded, so nothing follows it in the journal.
@@ -628,6 +654,9 @@ class Activation:
             waiting_topic=waiting_topic,
             new_run_input=new_run_input,
             clear_retries=status in (Status.COMPLETED, Status.FAILED, Status.CANCELLED),
+            actor_id=None if self.actor is None else self.actor.actor_id,
+            actor_state=actor_state,
+            state_version=0 if self.actor is None else self.actor.version,
         )
         if self._soon:  # records sent without waiting: they must have landed first
             await asyncio.wait(set(self._soon))
@@ -638,6 +667,14 @@ class Activation:
         ok = all(isinstance(o, AppendOutcome) and o.ok for o in outcomes)
         if ok:
             self.final = update
+            session = self.actor
+            if session is not None and status is Status.COMPLETED and session.obj is not None:
+                # Committed: the object now equals the stored state; keep it for the next call.
+                saved = actor_state is not None
+                self.rt.actors.keep(
+                    session.actor_id, session.obj, session.revision + saved,
+                    actor_state if saved else session.state, self.rt.clock.now(),
+                )  # fmt: skip
         return End(status.value) if ok else End.STALE
 
 
@@ -692,9 +729,16 @@ async def load(
 
     ``fresh``: this process just created the row, so its journal is known to be empty.
     """
-    defn = rt.registry.find(Kind.WORKFLOW, row.name)
+    kind = Kind.WORKFLOW if row.actor_id is None else Kind.METHOD
+    defn = rt.registry.find(kind, row.name)
     if defn is None:
-        return f"no workflow named {row.name!r} is registered in this process; deploy it and resume"
+        return f"no {kind} named {row.name!r} is registered in this process; deploy it and resume"
+    session = None
+    if row.actor_id is not None:
+        loaded = await _actor_session(rt, row.actor_id, defn)
+        if isinstance(loaded, str):
+            return loaded
+        session = loaded
     journal = [] if fresh else await rt.store.load_journal(row.id, full=False)
     retries = [] if fresh else await rt.store.load_retries(row.id)
     try:
@@ -705,4 +749,25 @@ async def load(
         args, kwargs = decode_input(rt, defn, row.run_input or row.input)
     except Exception as exc:  # noqa: BLE001 - any decode failure parks with its reason
         return f"cannot decode the input for the current code of {row.name!r}: {exc}"
-    return Activation(rt, row, defn, cursor, retries), args, kwargs
+    act = Activation(rt, row, defn, cursor, retries)
+    act.actor = session
+    return act, args, kwargs
+
+
+async def _actor_session(rt: Runtime, actor_id: str, method: Definition) -> ActorSession | str:
+    """The actor an invocation of ``method`` runs on, or why it cannot run."""
+    assert method.actor is not None
+    spec = rt.registry.find(Kind.ACTOR, method.actor)
+    if spec is None:
+        return f"no actor named {method.actor!r} is registered in this process; deploy it and resume"
+    row = await rt.store.get_actor(actor_id)
+    if row is None:
+        return f"actor {actor_id!r} was deleted"
+    resident = rt.actors.take(actor_id, row.revision)
+    try:
+        session = ActorSession(spec, row, resident)
+    except Exception as exc:  # noqa: BLE001 - any restore failure parks with its reason
+        return f"cannot restore the state of actor {actor_id!r}: {type(exc).__name__}: {exc}"
+    if resident is None:
+        rt.actors.stats["actor_activations"] += 1
+    return session

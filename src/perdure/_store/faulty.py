@@ -19,10 +19,13 @@ from typing import TypeVar
 
 from perdure._model.errors import InvalidArgument, StoreUnavailable
 from perdure._model.records import (
+    ActorRow,
+    ActorRows,
     ExecutorRow,
     InstanceRow,
     JournalEntry,
     Op,
+    OplogRows,
     Outcome,
     Page,
     RetryState,
@@ -138,3 +141,25 @@ class FaultyStore:
 
     async def get_instances(self, instance_ids: Sequence[str]) -> list[InstanceRow]:
         return await self._call(lambda: self.inner.get_instances(instance_ids), writes=False)
+
+    async def get_actor(self, actor_id: str) -> ActorRow | None:
+        return await self._call(lambda: self.inner.get_actor(actor_id), writes=False)
+
+    async def list_actors(
+        self,
+        *,
+        type: str | None,  # noqa: A002 - mirrors Store
+        prefix: str | None,
+        busy: bool | None,
+        limit: int,
+        cursor: str | None,
+    ) -> ActorRows:
+        return await self._call(
+            lambda: self.inner.list_actors(type=type, prefix=prefix, busy=busy, limit=limit, cursor=cursor),
+            writes=False,
+        )
+
+    async def actor_oplog(self, actor_id: str, *, limit: int, cursor: str | None) -> OplogRows:
+        return await self._call(
+            lambda: self.inner.actor_oplog(actor_id, limit=limit, cursor=cursor), writes=False
+        )

@@ -13,10 +13,13 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from perdure._model.records import (
+    ActorRow,
+    ActorRows,
     ExecutorRow,
     InstanceRow,
     JournalEntry,
     Op,
+    OplogRows,
     Outcome,
     Page,
     RetryState,
@@ -74,3 +77,19 @@ class Store(Protocol):
 
     async def get_instances(self, instance_ids: Sequence[str]) -> list[InstanceRow]:
         """The instances of those ids that exist, in any order."""
+
+    async def get_actor(self, actor_id: str) -> ActorRow | None: ...
+
+    async def list_actors(
+        self,
+        *,
+        type: str | None,  # noqa: A002 - the actor type, as the API names it
+        prefix: str | None,
+        busy: bool | None,
+        limit: int,
+        cursor: str | None,
+    ) -> ActorRows:
+        """Actors by id; ``prefix`` filters keys, ``busy`` whether an invocation has its turn."""
+
+    async def actor_oplog(self, actor_id: str, *, limit: int, cursor: str | None) -> OplogRows:
+        """The actor's invocations, oldest first."""

@@ -29,13 +29,17 @@ from perdure._model.errors import (
 )
 from perdure._model.records import (
     TERMINAL,
+    ActorRow,
+    ActorRows,
     Append,
     AppendOutcome,
     Beat,
     Claim,
     CreateInstance,
     CreateSchedule,
+    DeleteActor,
     DeleteSchedule,
+    Enqueue,
     ExecutorRow,
     ExpireExecutor,
     FireSchedule,
@@ -43,6 +47,8 @@ from perdure._model.records import (
     JournalEntry,
     Message,
     Op,
+    OplogRow,
+    OplogRows,
     Outcome,
     Page,
     PauseSchedule,
@@ -107,12 +113,13 @@ def _map_error(exc: sqlite3.Error, where: str) -> StoreError:
 def _row(values: Sequence[Any]) -> InstanceRow:
     # The column order of every instance query in queries.sql; seq (last) stays internal.
     (iid, name, status, inp, out, err, created, updated, wake, owner, token, recov, park, cancel, topic,
-     run, run_input, parent_id, parent_close, deadline, _seq) = values  # fmt: skip
+     run, run_input, parent_id, parent_close, deadline, actor_id, _seq) = values  # fmt: skip
     return InstanceRow(
         id=iid, name=name, status=Status(status), input=inp, output=out, error=err,
         created_at=created, updated_at=updated, wake_at=wake, owner=owner, token=token,
         recoveries=recov, park_reason=park, cancel_requested=bool(cancel), waiting_topic=topic,
         run=run, run_input=run_input, parent_id=parent_id, parent_close=parent_close, deadline=deadline,
+        actor_id=actor_id,
     )  # fmt: skip
 
 
@@ -130,7 +137,10 @@ class _AppendRows:
         self.waiting: list[dict[str, Any]] = []
         self.new_runs: list[dict[str, Any]] = []
         self.children: list[tuple[Any, ...]] = []
+        self.invocations: list[InstanceRow] = []
         self.closing: list[dict[str, Any]] = []
+        self.saves: list[dict[str, Any]] = []
+        self.turns: list[dict[str, Any]] = []
 
     def add(self, op: Append) -> None:
         iid = op.instance_id
@@ -153,7 +163,11 @@ class _AppendRows:
         self.messages.extend(_message_row(m) for m in op.sends)
         self.consumes.extend((iid, topic, seq) for topic, seq in op.consumes)
         self.events.extend((iid, key, value, at) for key, value, at in op.events)
-        self.children.extend(_insert_row(child) for child in op.children)
+        for child in op.children:
+            if child.actor_id is None:
+                self.children.append(_insert_row(child))
+            else:
+                self.invocations.append(child)
         u = op.update
         if u is not None:
             if u.clear_retries:
@@ -162,6 +176,12 @@ class _AppendRows:
                 self.waiting.append({"id": iid, "now": u.updated_at})
             if u.status in TERMINAL:
                 self.closing.append({"id": iid, "now": u.updated_at})
+            if u.actor_id is not None and u.status in TERMINAL:
+                turn = {"id": iid, "actor": u.actor_id, "now": u.updated_at}
+                if u.actor_state is not None:
+                    self.saves.append({**turn, "state": u.actor_state, "version": u.state_version,
+                                       "size": len(u.actor_state)})  # fmt: skip
+                self.turns.append(turn)
             if u.new_run_input is not None:
                 self.new_runs.append({"id": iid, "now": u.updated_at, "input": u.new_run_input})
             self.updates.append(
@@ -170,6 +190,8 @@ class _AppendRows:
             )  # fmt: skip
 
     def write(self, conn: sqlite3.Connection) -> None:
+        for row in self.invocations:
+            _enqueue(conn, row)
         # In this order; a statement with no rows is not run at all (the hot path is one entry).
         for query, rows in (
             ("instance_insert", self.children),
@@ -185,6 +207,11 @@ class _AppendRows:
             ("waiting_recheck", self.waiting),
             ("children_close", self.closing),
             ("parent_wake", self.closing),
+            # An actor invocation's end: its state (if changed), then the next one's turn.
+            ("actor_save", self.saves),
+            ("invocation_state_size", self.saves),
+            ("actor_next_turn", self.turns),
+            ("actor_wake", self.turns),
             # Continue-as-new, last: the ending run's journal (this batch's entries too) goes.
             ("run_archive", self.new_runs),
             ("run_clear_journal", self.new_runs),
@@ -208,7 +235,7 @@ def _schedule(values: Sequence[Any]) -> ScheduleRow:
 def _insert_row(r: InstanceRow) -> tuple[Any, ...]:
     return (r.id, r.name, r.status.value, r.input, r.output, r.error, r.created_at, r.updated_at,
             r.wake_at, r.owner, r.token, r.recoveries, r.park_reason, int(r.cancel_requested),
-            r.parent_id, r.parent_close, r.deadline)  # fmt: skip
+            r.parent_id, r.parent_close, r.deadline, r.actor_id)  # fmt: skip
 
 
 def _message_row(m: Message) -> dict[str, Any]:
@@ -243,6 +270,29 @@ def _claim(conn: sqlite3.Connection, op: Claim) -> list[InstanceRow]:
 
 def _create(conn: sqlite3.Connection, op: CreateInstance) -> bool:
     return bool(conn.execute(Q["instance_insert"], _insert_row(op.row)).rowcount == 1)
+
+
+def _enqueue(conn: sqlite3.Connection, row: InstanceRow) -> Status | None:
+    if conn.execute(Q["status_of"], (row.id,)).fetchone() is not None:
+        return None
+    actor = row.actor_id
+    assert actor is not None
+    type_, key = actor.split("/", 1)
+    conn.execute(Q["actor_insert"], (actor, type_, key, row.created_at, row.created_at))
+    (active,) = conn.execute(Q["actor_take_turn"], {"id": row.id, "actor": actor}).fetchone()
+    if active != row.id:  # another invocation's turn: wait behind it
+        row = msgspec.structs.replace(row, status=Status.QUEUED, owner=None, token=0, wake_at=None)
+    conn.execute(Q["instance_insert"], _insert_row(row))
+    return row.status
+
+
+def _delete_actor(conn: sqlite3.Connection, op: DeleteActor) -> bool | None:
+    if conn.execute(Q["actor_get"], (op.actor_id,)).fetchone() is None:
+        return None
+    if conn.execute(Q["actor_delete"], (op.actor_id,)).rowcount == 0:
+        return False
+    conn.execute(Q["actor_delete_invocations"], (op.actor_id,))
+    return True
 
 
 def _beat(conn: sqlite3.Connection, op: Beat) -> None:
@@ -294,6 +344,10 @@ def _cancel(conn: sqlite3.Connection, op: RequestCancel) -> Status | None:
         if row[0] == Status.CANCELLED:  # ended without running: close its children, tell its parent
             conn.execute(Q["children_close"], {"now": op.now, "id": op.instance_id})
             conn.execute(Q["parent_wake"], {"now": op.now, "id": op.instance_id})
+            if row[1] is not None:  # an actor invocation: the next one's turn, if it was its
+                turn = {"id": op.instance_id, "actor": row[1], "now": op.now}
+                conn.execute(Q["actor_next_turn"], turn)
+                conn.execute(Q["actor_wake"], turn)
         return Status(row[0])
     found = conn.execute(Q["status_of"], (op.instance_id,)).fetchone()
     return None if found is None else Status(found[0])
@@ -323,6 +377,8 @@ _APPLY: dict[type, Callable[[sqlite3.Connection, Any], Outcome]] = {
     FireSchedule: _fire_schedule,
     PauseSchedule: _pause_schedule,
     DeleteSchedule: _delete_schedule,
+    Enqueue: lambda conn, op: _enqueue(conn, op.row),
+    DeleteActor: _delete_actor,
 }
 """The non-append operations, by type."""
 
@@ -633,6 +689,66 @@ class SQLiteStore:
             return None if row is None else bytes(row[0])
 
         return await self._read(q, "get_event")
+
+    async def get_actor(self, actor_id: str) -> ActorRow | None:
+        def q(c: sqlite3.Connection) -> ActorRow | None:
+            row = c.execute(Q["actor_get"], (actor_id,)).fetchone()
+            return None if row is None else _actor(row)
+
+        return await self._read(q, "get_actor")
+
+    async def list_actors(
+        self,
+        *,
+        type: str | None,  # noqa: A002 - mirrors Store
+        prefix: str | None,
+        busy: bool | None,
+        limit: int,
+        cursor: str | None,
+    ) -> ActorRows:
+        after = _parse_text_cursor(cursor)
+
+        def q(c: sqlite3.Connection) -> ActorRows:
+            params = {"type": type, "prefix": prefix, "busy": busy, "after": after, "limit": limit + 1}
+            rows = [_actor(r) for r in c.execute(Q["actor_list"], params)]
+            more = len(rows) > limit
+            rows = rows[:limit]
+            return ActorRows(items=rows, cursor=f"k{rows[-1].id}" if more and rows else None)
+
+        return await self._read(q, "list_actors")
+
+    async def actor_oplog(self, actor_id: str, *, limit: int, cursor: str | None) -> OplogRows:
+        after = 0 if cursor is None else _parse_cursor(cursor)
+
+        def q(c: sqlite3.Connection) -> OplogRows:
+            params = {"actor": actor_id, "after": after, "limit": limit + 1}
+            rows = c.execute(Q["actor_oplog"], params).fetchall()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            items = [
+                OplogRow(id=i, method=m, status=Status(st), input=inp, output=out, error=err,
+                         created_at=cr, updated_at=up, state_size=size)
+                for i, m, st, inp, out, err, cr, up, size, _seq in rows
+            ]  # fmt: skip
+            return OplogRows(items=items, cursor=f"s{rows[-1][-1]}" if more and rows else None)
+
+        return await self._read(q, "actor_oplog")
+
+
+def _actor(values: Sequence[Any]) -> ActorRow:
+    (aid, type_, key, state, version, revision, active, invocations, created, updated) = values
+    return ActorRow(
+        id=aid, type=type_, key=key, state=state, state_version=version, revision=revision,
+        active=active, invocations=invocations, created_at=created, updated_at=updated,
+    )  # fmt: skip
+
+
+def _parse_text_cursor(cursor: str | None) -> str:
+    if cursor is None:
+        return ""
+    if not isinstance(cursor, str) or not cursor.startswith("k"):
+        raise InvalidArgument(f"invalid cursor {cursor!r}; pass back the cursor a listing returned")
+    return cursor[1:]
 
 
 def _parse_cursor(cursor: str | None) -> int:

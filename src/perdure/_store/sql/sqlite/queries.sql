@@ -10,8 +10,8 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 -- name: instance_insert
 INSERT OR IGNORE INTO instances
     (id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token,
-     recoveries, park_reason, cancel_requested, parent_id, parent_close, deadline, seq)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+     recoveries, park_reason, cancel_requested, parent_id, parent_close, deadline, actor_id, seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
         (SELECT coalesce(max(seq), 0) + 1 FROM instances));
 
 -- name: instance_fence
@@ -42,7 +42,7 @@ SET attempts = excluded.attempts, last_error = excluded.last_error, next_at = ex
 DELETE FROM retries WHERE instance_id = ?;
 
 -- name: claim_repeat
-SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, seq
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, actor_id, seq
 FROM instances WHERE owner = ? AND claim_id = ?;
 
 -- name: claim_ready
@@ -60,7 +60,7 @@ WHERE id IN (
     ORDER BY i.wake_at
     LIMIT :limit
 )
-RETURNING id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, seq;
+RETURNING id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, actor_id, seq;
 
 -- name: executor_beat
 INSERT INTO executors (id, host, pid, expires_at) VALUES (?, ?, ?, ?)
@@ -78,12 +78,12 @@ SELECT id, host, pid, expires_at FROM executors ORDER BY id;
 -- it runs, meets the cancellation at its wait, and can clean up. Running: told at its next commit.
 UPDATE instances
 SET cancel_requested = 1,
-    status = CASE WHEN status IN ('pending', 'parked') THEN 'cancelled' ELSE status END,
-    owner = CASE WHEN status IN ('pending', 'parked') THEN NULL ELSE owner END,
+    status = CASE WHEN status IN ('pending', 'parked', 'queued') THEN 'cancelled' ELSE status END,
+    owner = CASE WHEN status IN ('pending', 'parked', 'queued') THEN NULL ELSE owner END,
     wake_at = CASE WHEN status = 'waiting' THEN :now ELSE wake_at END,
     updated_at = :now
 WHERE id = :id AND status NOT IN ('completed', 'failed', 'cancelled')
-RETURNING status;
+RETURNING status, actor_id;
 
 -- name: resume
 UPDATE instances
@@ -95,12 +95,12 @@ WHERE id = ? AND status = 'parked';
 SELECT status FROM instances WHERE id = ?;
 
 -- name: instance_get
-SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, seq
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, actor_id, seq
 FROM instances WHERE id = ?;
 
 -- name: instance_get_many
 -- Instances by id (a JSON array): one read for many waiters.
-SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, seq
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, actor_id, seq
 FROM instances WHERE id IN (SELECT value FROM json_each(?));
 
 -- name: journal_load
@@ -118,10 +118,11 @@ ORDER BY position;
 
 -- name: instance_list
 -- Newest first; the cursor is the last seq seen.
-SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, seq
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, actor_id, seq
 FROM instances
 WHERE (:status IS NULL OR status = :status)
   AND (:name IS NULL OR name = :name)
+  AND actor_id IS NULL
   AND seq < :before
 ORDER BY seq DESC
 LIMIT :limit;
@@ -257,3 +258,58 @@ SELECT min(t) FROM (
     UNION ALL
     SELECT min(next_at) AS t FROM schedules WHERE paused = 0
 );
+
+-- name: actor_insert
+INSERT OR IGNORE INTO actors (id, type, key, created_at, updated_at) VALUES (?, ?, ?, ?, ?);
+
+-- name: actor_take_turn
+-- An idle actor's turn goes to this invocation; RETURNING says whose turn it is now.
+UPDATE actors SET active = coalesce(active, :id) WHERE id = :actor RETURNING active;
+
+-- name: actor_save
+UPDATE actors SET state = :state, state_version = :version, revision = revision + 1, updated_at = :now
+WHERE id = :actor AND active = :id;
+
+-- name: invocation_state_size
+UPDATE instances SET state_size = :size WHERE id = :id;
+
+-- name: actor_next_turn
+-- The invocation whose turn it was ended: the oldest queued one is next.
+UPDATE actors
+SET invocations = invocations + 1, updated_at = :now,
+    active = (SELECT i.id FROM instances AS i
+              WHERE i.actor_id = :actor AND i.status = 'queued' ORDER BY i.seq LIMIT 1)
+WHERE id = :actor AND active = :id;
+
+-- name: actor_wake
+UPDATE instances SET status = 'pending', wake_at = :now, updated_at = :now
+WHERE id = (SELECT active FROM actors WHERE id = :actor) AND status = 'queued';
+
+-- name: actor_get
+SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
+FROM actors WHERE id = ?;
+
+-- name: actor_list
+-- By type and key; the cursor is the last id seen.
+SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
+FROM actors
+WHERE (:type IS NULL OR type = :type)
+  AND (:prefix IS NULL OR substr(key, 1, length(:prefix)) = :prefix)
+  AND (:busy IS NULL OR (active IS NOT NULL) = :busy)
+  AND id > :after
+ORDER BY id
+LIMIT :limit;
+
+-- name: actor_oplog
+-- An actor's invocations in inbox order; the cursor is the last seq seen.
+SELECT id, name, status, input, output, error, created_at, updated_at, state_size, seq
+FROM instances
+WHERE actor_id = :actor AND seq > :after
+ORDER BY seq
+LIMIT :limit;
+
+-- name: actor_delete_invocations
+DELETE FROM instances WHERE actor_id = ?;
+
+-- name: actor_delete
+DELETE FROM actors WHERE id = ? AND active IS NULL;
