@@ -23,8 +23,8 @@ KNOWN = frozenset(
         "dispatch.after_claim",  # instances were claimed, none started yet
         "recovery.mid_loop",  # recovery has started some claimed instances, not all
         "shutdown.mid_drain",  # graceful shutdown is waiting for running instances
-        # Reached once their features land (actors, durable timers):
-        "actor.after_state_commit",
+        "actor.after_state_commit",  # an actor call's end and new state committed, not yet answered
+        # Reached once its feature lands (durable timers):
         "timer.after_fire_before_commit",
     }
 )

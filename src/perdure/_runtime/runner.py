@@ -668,6 +668,8 @@ class Activation:
         if ok:
             self.final = update
             session = self.actor
+            if session is not None:
+                crashpoints.hit("actor.after_state_commit")
             if session is not None and status is Status.COMPLETED and session.obj is not None:
                 # Committed: the object now equals the stored state; keep it for the next call.
                 saved = actor_state is not None
