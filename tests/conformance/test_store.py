@@ -17,6 +17,7 @@ from perdure._model.records import (
     CreateInstance,
     DeleteActor,
     Enqueue,
+    EnqueueOutcome,
     ExpireExecutor,
     InstanceRow,
     InstanceUpdate,
@@ -598,6 +599,16 @@ def invocation(iid: str, actor: str = "Counter/k", **kw: Any) -> InstanceRow:
     return msgspec.structs.replace(row(iid, name="Counter.add", **kw), actor_id=actor)
 
 
+async def enqueue(store: Store, r: InstanceRow) -> Status | None:
+    outcome = await commit1(store, Enqueue(r))
+    assert isinstance(outcome, EnqueueOutcome)
+    # The actor comes back exactly when the invocation has the turn (no read needed to run it).
+    assert (outcome.actor is not None) is (outcome.status not in (None, Status.QUEUED))
+    if outcome.actor is not None:
+        assert outcome.actor.active == r.id
+    return outcome.status
+
+
 async def end(store: Store, r: InstanceRow, *, state: bytes | None, at: float = NOW + 1) -> None:
     update = InstanceUpdate(status=Status.COMPLETED, updated_at=at, output=b"J1", actor_id=r.actor_id,
                             actor_state=state, state_version=3)  # fmt: skip
@@ -608,13 +619,11 @@ async def end(store: Store, r: InstanceRow, *, state: bytes | None, at: float = 
 
 async def test_invocations_of_one_actor_queue_behind_the_one_whose_turn_it_is(store: Store) -> None:
     first = invocation("Counter/k/1", status=Status.RUNNING, owner="ex-1", token=1)
-    assert await commit1(store, Enqueue(first)) is Status.RUNNING
-    assert await commit1(store, Enqueue(invocation("Counter/k/2"))) is Status.QUEUED
-    assert await commit1(store, Enqueue(invocation("Counter/k/3"))) is Status.QUEUED
-    assert (
-        await commit1(store, Enqueue(invocation("Counter/other/1", actor="Counter/other"))) is Status.PENDING
-    )
-    assert await commit1(store, Enqueue(invocation("Counter/k/2"))) is None  # the same id: ignored
+    assert await enqueue(store, first) is Status.RUNNING
+    assert await enqueue(store, invocation("Counter/k/2")) is Status.QUEUED
+    assert await enqueue(store, invocation("Counter/k/3")) is Status.QUEUED
+    assert await enqueue(store, invocation("Counter/other/1", actor="Counter/other")) is Status.PENDING
+    assert await enqueue(store, invocation("Counter/k/2")) is None  # the same id: ignored
     # A queued invocation is not ready, whatever its wake-up (and ex-1 is alive).
     await commit1(store, Beat(executor="ex-1", host="h", pid=1, expires_at=LIVE))
     assert [r.id for r in await claim(store)] == ["Counter/other/1"]
@@ -653,8 +662,8 @@ async def test_invocations_of_one_actor_queue_behind_the_one_whose_turn_it_is(st
 
 async def test_a_stale_end_of_an_invocation_saves_no_state_and_passes_no_turn(store: Store) -> None:
     first = invocation("Counter/k/1", status=Status.RUNNING, owner="ex-1", token=1)
-    await commit1(store, Enqueue(first))
-    await commit1(store, Enqueue(invocation("Counter/k/2")))
+    await enqueue(store, first)
+    await enqueue(store, invocation("Counter/k/2"))
     update = InstanceUpdate(status=Status.COMPLETED, updated_at=NOW, actor_id="Counter/k", actor_state=b"J{}")
     assert await commit1(store, Append(instance_id=first.id, token=9, update=update)) == AppendOutcome(
         ok=False
@@ -665,9 +674,9 @@ async def test_a_stale_end_of_an_invocation_saves_no_state_and_passes_no_turn(st
 
 
 async def test_cancelling_the_invocation_whose_turn_it_is_passes_the_turn(store: Store) -> None:
-    await commit1(store, Enqueue(invocation("Counter/k/1")))
-    await commit1(store, Enqueue(invocation("Counter/k/2")))
-    await commit1(store, Enqueue(invocation("Counter/k/3")))
+    await enqueue(store, invocation("Counter/k/1"))
+    await enqueue(store, invocation("Counter/k/2"))
+    await enqueue(store, invocation("Counter/k/3"))
     assert await commit1(store, RequestCancel(instance_id="Counter/k/3", now=NOW)) is Status.CANCELLED
     assert await commit1(store, RequestCancel(instance_id="Counter/k/1", now=NOW)) is Status.CANCELLED
     actor = await store.get_actor("Counter/k")
@@ -680,8 +689,8 @@ async def test_cancelling_the_invocation_whose_turn_it_is_passes_the_turn(store:
 
 async def test_actors_list_by_type_prefix_and_status_and_their_oplog_pages(store: Store) -> None:
     for aid in ("Counter/alice", "Counter/alfred", "Counter/bob", "Cart/alice"):
-        await commit1(store, Enqueue(invocation(f"{aid}/1", actor=aid)))
-    await commit1(store, Enqueue(invocation("Counter/bob/2", actor="Counter/bob")))
+        await enqueue(store, invocation(f"{aid}/1", actor=aid))
+    await enqueue(store, invocation("Counter/bob/2", actor="Counter/bob"))
     page = await store.list_actors(type="Counter", prefix=None, busy=None, limit=2, cursor=None)
     assert [a.id for a in page.items] == ["Counter/alfred", "Counter/alice"]
     rest = await store.list_actors(type="Counter", prefix=None, busy=None, limit=2, cursor=page.cursor)
@@ -702,7 +711,7 @@ async def test_actors_list_by_type_prefix_and_status_and_their_oplog_pages(store
 
 async def test_an_actor_is_deleted_with_its_invocations_only_when_idle(store: Store) -> None:
     first = invocation("Counter/k/1", status=Status.RUNNING, owner="ex-1", token=1)
-    await commit1(store, Enqueue(first))
+    await enqueue(store, first)
     assert await commit1(store, DeleteActor("Counter/k")) is False
     assert await commit1(store, DeleteActor("Counter/none")) is None
     await end(store, first, state=b'J{"value":1}')

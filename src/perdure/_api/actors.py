@@ -38,6 +38,7 @@ from perdure._model.records import (
     ActorRow,
     DeleteActor,
     Enqueue,
+    EnqueueOutcome,
     InstanceRow,
     OplogRow,
     Status,
@@ -486,11 +487,15 @@ class ActorMethods:
                           input=data, created_at=now, updated_at=now, wake_at=now,
                           owner=ex.id if ex and ours else None, token=1 if ours else 0, actor_id=aid)  # fmt: skip
         try:
-            stored = (await writer.submit((Enqueue(row),)))[0]
+            outcome = (await writer.submit((Enqueue(row),)))[0]
         finally:
             if ex is not None and ours:
                 ex.unreserve(iid)
+        assert isinstance(outcome, EnqueueOutcome)
+        stored = outcome.status
         if stored is Status.RUNNING and ex is not None:
+            if outcome.actor is not None:
+                ex.rt.actors.note(outcome.actor)
             ex.run(row, fresh=True)
         elif stored is None:  # the key was used before: the same call, or a conflict
             found = await core._store.get_instance(iid)
@@ -503,14 +508,7 @@ class ActorMethods:
             ex.nudge()
         if not wait:
             return iid
-        final = await core._wait(iid, None, check=False)
-        if final.status is Status.COMPLETED:
-            ret = method.hints().get("return", Any)
-            return serializer.decode(final.output or serializer.encode(None), ret)
-        if final.status is Status.CANCELLED:
-            raise WorkflowCancelled(iid)
-        info = serializer.decode_error(final.error) if final.error else serializer.ErrorInfo("unknown", "")
-        raise ActorCallFailed(aid, method.method, info.type, info.message, info.traceback)
+        return _outcome(aid, method, await core._wait(iid, None, check=False))
 
     async def list_actors(
         self,
@@ -572,6 +570,17 @@ class ActorMethods:
         if row is None:
             raise NotFound(f"no actor {aid!r}: it exists once a method of it has been called")
         return row
+
+
+def _outcome(aid: str, method: Definition, final: InstanceRow) -> Any:
+    """The value an ended invocation returned, or its error raised."""
+    if final.status is Status.COMPLETED:
+        ret = method.hints().get("return", Any)
+        return serializer.decode(final.output or serializer.encode(None), ret)
+    if final.status is Status.CANCELLED:
+        raise WorkflowCancelled(final.id)
+    info = serializer.decode_error(final.error) if final.error else serializer.ErrorInfo("unknown", "")
+    raise ActorCallFailed(aid, method.method, info.type, info.message, info.traceback)
 
 
 def _check_limit(limit: object) -> None:

@@ -273,24 +273,6 @@ class DeleteSchedule(msgspec.Struct, frozen=True, tag=True):
     schedule_id: str
 
 
-class Enqueue(msgspec.Struct, frozen=True, tag=True):
-    """Put an actor invocation (``row.actor_id`` set) in its actor's inbox, creating the
-    actor if needed, unless the id exists. It keeps ``row``'s status when the actor is idle
-    and becomes ``queued`` behind the invocation whose turn it is otherwise.
-
-    Outcome: the status it was stored with, or ``None`` if the id existed already.
-    """
-
-    row: InstanceRow
-
-
-class DeleteActor(msgspec.Struct, frozen=True, tag=True):
-    """Delete an actor, its state and its invocations' records, unless one is pending or
-    running. Outcome: ``True`` if deleted, ``False`` if busy, ``None`` if no such actor."""
-
-    actor_id: str
-
-
 class ActorRow(msgspec.Struct, frozen=True, kw_only=True):
     """An actor as stored."""
 
@@ -309,6 +291,32 @@ class ActorRow(msgspec.Struct, frozen=True, kw_only=True):
     """Invocations ended so far."""
     created_at: float
     updated_at: float
+
+
+class Enqueue(msgspec.Struct, frozen=True, tag=True):
+    """Put an actor invocation (``row.actor_id`` set) in its actor's inbox, creating the
+    actor if needed, unless the id exists. It keeps ``row``'s status when the actor is idle
+    and becomes ``queued`` behind the invocation whose turn it is otherwise.
+
+    Outcome: an ``EnqueueOutcome``.
+    """
+
+    row: InstanceRow
+
+
+class EnqueueOutcome(msgspec.Struct, frozen=True):
+    status: Status | None
+    """The status it was stored with; ``None`` if the id existed already."""
+    actor: ActorRow | None = None
+    """When it got the turn at once: the actor as it stands (no other call can change it
+    before this one ends), so that running it needs no read."""
+
+
+class DeleteActor(msgspec.Struct, frozen=True, tag=True):
+    """Delete an actor, its state and its invocations' records, unless one is pending or
+    running. Outcome: ``True`` if deleted, ``False`` if busy, ``None`` if no such actor."""
+
+    actor_id: str
 
 
 class ActorRows(msgspec.Struct, frozen=True):
@@ -359,7 +367,7 @@ Op = (
     | Enqueue
     | DeleteActor
 )
-Outcome = bool | AppendOutcome | list[InstanceRow] | Status | None
+Outcome = bool | AppendOutcome | EnqueueOutcome | list[InstanceRow] | Status | None
 
 
 class RunRow(msgspec.Struct, frozen=True, kw_only=True):

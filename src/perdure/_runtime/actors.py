@@ -35,11 +35,20 @@ class ActorHost:
         self.max_resident = max_resident
         self.idle_after = idle_after
         self._resident: OrderedDict[str, _Resident] = OrderedDict()
+        self._known: dict[str, ActorRow] = {}
         self.stats = {"actor_activations": 0, "actor_evictions": 0}
 
     @property
     def resident(self) -> int:
         return len(self._resident)
+
+    def note(self, row: ActorRow) -> None:
+        """``row`` as the commit that gave an invocation its turn saw it: ``known`` answers
+        with it once, instead of a read."""
+        self._known[row.id] = row
+
+    def known(self, actor_id: str) -> ActorRow | None:
+        return self._known.pop(actor_id, None)
 
     def take(self, actor_id: str, revision: int) -> _Resident | None:
         """The resident object of ``actor_id`` at ``revision``, removed from the set."""

@@ -762,7 +762,7 @@ async def _actor_session(rt: Runtime, actor_id: str, method: Definition) -> Acto
     spec = rt.registry.find(Kind.ACTOR, method.actor)
     if spec is None:
         return f"no actor named {method.actor!r} is registered in this process; deploy it and resume"
-    row = await rt.store.get_actor(actor_id)
+    row = rt.actors.known(actor_id) or await rt.store.get_actor(actor_id)
     if row is None:
         return f"actor {actor_id!r} was deleted"
     resident = rt.actors.take(actor_id, row.revision)

@@ -40,6 +40,7 @@ from perdure._model.records import (
     DeleteActor,
     DeleteSchedule,
     Enqueue,
+    EnqueueOutcome,
     ExecutorRow,
     ExpireExecutor,
     FireSchedule,
@@ -272,18 +273,18 @@ def _create(conn: sqlite3.Connection, op: CreateInstance) -> bool:
     return bool(conn.execute(Q["instance_insert"], _insert_row(op.row)).rowcount == 1)
 
 
-def _enqueue(conn: sqlite3.Connection, row: InstanceRow) -> Status | None:
+def _enqueue(conn: sqlite3.Connection, row: InstanceRow) -> EnqueueOutcome:
     if conn.execute(Q["status_of"], (row.id,)).fetchone() is not None:
-        return None
+        return EnqueueOutcome(None)
     actor = row.actor_id
     assert actor is not None
     type_, key = actor.split("/", 1)
     conn.execute(Q["actor_insert"], (actor, type_, key, row.created_at, row.created_at))
-    (active,) = conn.execute(Q["actor_take_turn"], {"id": row.id, "actor": actor}).fetchone()
-    if active != row.id:  # another invocation's turn: wait behind it
+    found = _actor(conn.execute(Q["actor_take_turn"], {"id": row.id, "actor": actor}).fetchone())
+    if found.active != row.id:  # another invocation's turn: wait behind it
         row = msgspec.structs.replace(row, status=Status.QUEUED, owner=None, token=0, wake_at=None)
     conn.execute(Q["instance_insert"], _insert_row(row))
-    return row.status
+    return EnqueueOutcome(row.status, found if found.active == row.id else None)
 
 
 def _delete_actor(conn: sqlite3.Connection, op: DeleteActor) -> bool | None:

@@ -264,7 +264,8 @@ INSERT OR IGNORE INTO actors (id, type, key, created_at, updated_at) VALUES (?, 
 
 -- name: actor_take_turn
 -- An idle actor's turn goes to this invocation; RETURNING says whose turn it is now.
-UPDATE actors SET active = coalesce(active, :id) WHERE id = :actor RETURNING active;
+UPDATE actors SET active = coalesce(active, :id) WHERE id = :actor
+RETURNING id, type, key, state, state_version, revision, active, invocations, created_at, updated_at;
 
 -- name: actor_save
 UPDATE actors SET state = :state, state_version = :version, revision = revision + 1, updated_at = :now
