@@ -114,6 +114,15 @@ def test_replay_recovers_the_recorded_journal() -> None:
     assert doc["figures"]["recoveries"] == 1
 
 
+def test_actors_reports_calls_per_second_latency_and_exact_states() -> None:
+    [doc] = bench("actors", "--actors", "300", "--random-calls", "30", "--resident", "50", "--runs", "1")
+    check_shape(doc, "W6 actors", {"invocations_per_s", "random_p50_ms", "random_p99_ms", "rss_after_mb"})
+    figures = doc["figures"]
+    assert figures["bad_states"] == 0
+    assert figures["actors_resident"] <= 50
+    assert figures["actor_evictions"] >= 250  # 301 actors made, at most 50 kept
+
+
 def test_an_existing_database_file_is_refused(tmp_path: Path) -> None:
     existing = tmp_path / "taken.db"
     existing.write_bytes(b"")
@@ -125,6 +134,6 @@ def test_an_existing_database_file_is_refused(tmp_path: Path) -> None:
 def test_help_lists_the_workloads() -> None:
     proc = perdure_cli("bench", "--help")
     assert proc.returncode == 0
-    for name in ("floor", "steps-seq", "throughput", "roundtrip", "recovery", "replay"):
+    for name in ("floor", "steps-seq", "throughput", "roundtrip", "recovery", "replay", "sleepers", "actors"):
         assert name in proc.stdout
     assert "_once" not in proc.stdout

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import click
 
 import perdure
+from perdure._cli.actors import run_actors
 from perdure._cli.sleepers import run_sleepers
 from perdure._cli.workloads import (
     EXECUTORS,
@@ -42,6 +43,7 @@ from perdure._cli.workloads import (
 
 F = TypeVar("F", bound=Callable[..., Any])
 RUNS["sleepers"] = run_sleepers
+RUNS["actors"] = run_actors
 
 TITLES = {
     "floor": "floor",
@@ -51,6 +53,7 @@ TITLES = {
     "recovery": "W4 recovery",
     "replay": "W8 replay",
     "sleepers": "W5 sleepers",
+    "actors": "W6 actors",
 }
 MEASURED = {
     "floor": (
@@ -95,8 +98,15 @@ MEASURED = {
         "growth from N/2 sleeping to N sleeping, divided by N/2; with a sleep of at most 120 s, "
         "kb_per_sleeper_after_wake is the same as kb_per_sleeper once all N have woken and completed"
     ),
+    "actors": (
+        "N actors each called once (Counter(k).add(1), gathered in chunks of 2,000): invocations_per_s "
+        "is N over the wall time of that phase; then M calls one after the other on random keys, most "
+        "of them evicted (a resident limit below N): random_p50_ms/p99_ms per call, from the call to "
+        "its result; rss_after_mb is the process's RSS after both phases (engine in process, after "
+        "gc); bad_states counts sampled actors whose saved count differs from the calls made"
+    ),
 }
-WORST = frozenset({"lost_workflows", "missing_effects", "bad_results"})
+WORST = frozenset({"lost_workflows", "missing_effects", "bad_results", "bad_states"})
 """Figures that must be zero: reported as the worst run, not the median."""
 
 
@@ -204,6 +214,17 @@ def sleepers(sleepers: int, sleep_s: float, runs: int, db: str | None) -> None:
     """W5: N workflows run a step, then sleep; executor RSS per sleeper (and after they wake,
     for sleeps up to 120 s)."""
     _report("sleepers", {"sleepers": sleepers, "sleep": sleep_s}, runs, db)
+
+
+@bench.command()
+@click.option("--actors", default=100_000, show_default=True, type=click.IntRange(1))
+@click.option("--random-calls", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--resident", default=10_000, show_default=True, type=click.IntRange(1))
+@_common
+def actors(actors: int, random_calls: int, resident: int, runs: int, db: str | None) -> None:
+    """W6: N actors called once each, then calls on random (mostly evicted) keys; calls/s,
+    p50/p99 of the random calls, RSS."""
+    _report("actors", {"actors": actors, "random_calls": random_calls, "resident": resident}, runs, db)
 
 
 @bench.command("_once", hidden=True)
