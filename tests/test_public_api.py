@@ -50,6 +50,7 @@ EXPORTED = [
     "StoreUnavailable",
     "SyncEngine",
     "SyncHandle",
+    "WaitTimedOut",
     "Workflow",
     "WorkflowCancelled",
     "WorkflowFailed",
@@ -72,6 +73,7 @@ EXPORTED = [
     "start_child",
     "step",
     "uuid4",
+    "wait_for",
     "workflow",
 ]
 

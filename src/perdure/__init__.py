@@ -44,6 +44,7 @@ from perdure._api.ops import (
     sleep_until,
     start_child,
     uuid4,
+    wait_for,
 )
 from perdure._api.sync import SyncEngine, SyncHandle
 from perdure._model.definitions import Registry
@@ -67,6 +68,7 @@ from perdure._model.errors import (
     StoreError,
     StoreIntegrityError,
     StoreUnavailable,
+    WaitTimedOut,
     WorkflowCancelled,
     WorkflowFailed,
     WorkflowTimedOut,
@@ -111,6 +113,7 @@ __all__ = [
     "StoreUnavailable",
     "SyncEngine",
     "SyncHandle",
+    "WaitTimedOut",
     "Workflow",
     "WorkflowCancelled",
     "WorkflowFailed",
@@ -133,6 +136,7 @@ __all__ = [
     "start_child",
     "step",
     "uuid4",
+    "wait_for",
     "workflow",
 ]
 

@@ -6,19 +6,23 @@ the recorded one, so code that branches on them replays the same way.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import inspect
 import math
 import random as _random
 import uuid as _uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Generic, Literal, NoReturn, TypeVar, cast
 
 from perdure._api.decorators import Workflow
 from perdure._codec import serializer
 from perdure._model.definitions import Definition, Kind, check_name
-from perdure._model.errors import InvalidArgument, OutsideWorkflow
+from perdure._model.errors import InvalidArgument, OutsideWorkflow, WaitExpired, WaitTimedOut
 from perdure._runtime import context, messaging
+from perdure._runtime.ready import Ready
 
 R = TypeVar("R")
 
@@ -128,6 +132,69 @@ def _seconds(what: str, value: float | timedelta) -> float:
     if seconds < 0:
         raise InvalidArgument(f"{what} must be >= 0, got {value!r}")
     return float(seconds)
+
+
+_PACKAGE = str(Path(__file__).resolve().parents[1])
+
+
+def wait_for(
+    awaitable: Awaitable[R] | Callable[[], Awaitable[R]] | Callable[[], R], timeout: float | timedelta
+) -> Awaitable[R]:
+    """Wait durably for ``awaitable``, at most ``timeout`` (seconds or a timedelta) of durable time.
+
+    ``await`` it in async workflows. Pass a function of yours that returns it (``lambda:
+    perdure.recv("approval")``), or the coroutine of one of your ``async def`` functions;
+    in a ``def`` workflow, pass a function and ``wait_for`` returns its value. If the
+    deadline passes while the code waits (a sleep, a message, a child's or an actor's
+    result, a step's retry backoff), the wait stops there and ``perdure.WaitTimedOut`` is
+    raised; a step already running finishes and is recorded first. The deadline is
+    recorded, so a replay, however late, times out at the same point.
+    """
+    act = context.require_activation("perdure.wait_for()")
+    seconds = _seconds("wait_for timeout", timeout)
+    if (inspect.iscoroutine(awaitable) and awaitable.cr_code.co_filename.startswith(_PACKAGE)) or isinstance(
+        awaitable, Ready
+    ):
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()
+        raise InvalidArgument(
+            "perdure.wait_for() needs to start what it waits for itself: pass a function, e.g. "
+            "perdure.wait_for(lambda: perdure.recv('topic'), timeout), not the operation's result"
+        )
+    if not (inspect.isawaitable(awaitable) or callable(awaitable)):
+        raise InvalidArgument(f"perdure.wait_for() takes an awaitable or a function, got {awaitable!r}")
+    outer = context.wait_deadline.get()
+    own = act.record("deadline", lambda: act.rt.clock.now() + seconds, float)
+    deadline = own if outer is None else min(own, outer)
+    if not act.defn.is_async:
+        if not callable(awaitable):
+            raise InvalidArgument("in a def workflow, pass perdure.wait_for() a function to call")
+        token = context.wait_deadline.set(deadline)
+        try:
+            return cast("Awaitable[R]", awaitable())
+        except WaitExpired as exc:
+            if exc.deadline == own:
+                raise WaitTimedOut(seconds) from None
+            raise
+        finally:
+            context.wait_deadline.reset(token)
+
+    async def run() -> R:
+        value = awaitable() if callable(awaitable) else awaitable
+        return await value if inspect.isawaitable(value) else value
+
+    async def bounded() -> R:
+        ctx = contextvars.copy_context()
+        ctx.run(context.wait_deadline.set, deadline)
+        task = asyncio.get_running_loop().create_task(run(), context=ctx)
+        try:
+            return await task
+        except WaitExpired as exc:
+            if exc.deadline == own:
+                raise WaitTimedOut(seconds) from None
+            raise
+
+    return bounded()
 
 
 def continue_as_new(*args: Any, **kwargs: Any) -> NoReturn:

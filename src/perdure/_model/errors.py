@@ -19,6 +19,7 @@
     ├── NonRetryableError                   raise it in a step to stop its retries
     ├── QueryFailed                         a query handler raised
     ├── ResultTimeout (TimeoutError)        waiting for a result took longer than asked
+    ├── WaitTimedOut (TimeoutError)         perdure.wait_for's durable deadline passed
     └── StoreError
         ├── StoreUnavailable                transient: a retry may help (busy, locked, I/O)
         ├── StoreIntegrityError             permanent: a retry will not help
@@ -173,6 +174,17 @@ class ResultTimeout(PerdureError, TimeoutError):
     """Waiting for an instance's result took longer than the timeout given."""
 
 
+class WaitTimedOut(PerdureError, TimeoutError):
+    """The deadline of ``perdure.wait_for`` passed while what it waited for was still waiting.
+
+    Recorded in the journal: replay raises it at the same point.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(f"perdure.wait_for: still waiting after {timeout}s")
+
+
 class StoreError(PerdureError):
     """The database failed; the subclass says whether a retry can help."""
 
@@ -213,6 +225,16 @@ class Suspend(BaseException):
         self.wake_at = wake_at
         self.topic = topic
         super().__init__(wake_at, topic)
+
+
+class WaitExpired(BaseException):
+    """Raised at a durable wait inside ``perdure.wait_for`` once its deadline passed; the
+    ``wait_for`` whose deadline it is turns it into ``WaitTimedOut``. A ``BaseException``
+    like cancellation, so that ``except Exception`` in the awaited code does not stop it."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        super().__init__(deadline)
 
 
 class ContinueAsNew(BaseException):

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 activation: ContextVar[Activation | None] = ContextVar("perdure_activation", default=None)
 step_scope: ContextVar[str | None] = ContextVar("perdure_step_scope", default=None)
 """The idempotency key of the step attempt running here."""
+wait_deadline: ContextVar[float | None] = ContextVar("perdure_wait_deadline", default=None)
+"""The earliest deadline of the ``perdure.wait_for`` calls the code here runs inside."""
 
 
 def require_activation(operation: str) -> Activation:

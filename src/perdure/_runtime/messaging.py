@@ -107,7 +107,7 @@ async def _child_result(act: Activation, pos: int, child_id: str, type_: Any) ->
     if row is None:
         raise NotFound(f"no child workflow with id {child_id!r}")
     if row.status not in TERMINAL:
-        act.suspend(None, f"__child__:{child_id}")
+        await act.wait_for_message(pos, None, f"__child__:{child_id}")
     now = act.rt.clock.now()
     if row.status is Status.COMPLETED:
         ok, result = True, row.output or serializer.encode(None)
@@ -251,7 +251,7 @@ async def _recv(act: Activation, pos: int, topic: str, deadline: float | None, t
         await act.append(Append(instance_id=act.id, token=act.token,
                                  entries=(act.make_entry(pos, "recv", topic, None),)))  # fmt: skip
         return None
-    act.suspend(deadline, topic)
+    await act.wait_for_message(pos, deadline, topic)
 
 
 def set_event(act: Activation, key: str, value: Any) -> None:

@@ -40,6 +40,7 @@ from perdure._model.errors import (
     StepTimedOut,
     StoreError,
     Suspend,
+    WaitExpired,
     WorkflowCancelled,
     WorkflowTimedOut,
 )
@@ -208,6 +209,12 @@ class Activation:
         try:
             pos, entry = self.cursor.next(kind, name)
         except NonDeterminismError as exc:
+            deadline = context.wait_deadline.get()
+            recorded = self.cursor.entries[self.cursor.position]
+            if deadline is not None and recorded.kind == "timeout":
+                # This wait ran out of a wait_for's time here the first time: the same now.
+                self.cursor.position += 1
+                raise WaitExpired(deadline) from None
             self.broken = exc
             raise
         if entry is None:
@@ -218,7 +225,11 @@ class Activation:
         return pos, entry
 
     def blocking(self, coro: Coroutine[Any, Any, T]) -> T:
-        """From a ``def`` workflow's thread: run ``coro`` on the loop and wait for it."""
+        """From a ``def`` workflow's thread: run ``coro`` on the loop and wait for it (inside
+        the thread's ``perdure.wait_for`` deadline, if any)."""
+        deadline = context.wait_deadline.get()
+        if deadline is not None:
+            coro = _within(deadline, coro)
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     async def append(self, append: Append) -> None:
@@ -305,17 +316,51 @@ class Activation:
             self._cancel_delivered = True
             self.task.cancel()
 
-    async def wait_until(self, when: float) -> None:
-        """Wait for ``when``: in memory if it is near, else unload the instance until then."""
+    async def wait_until(self, when: float, pos: int | None = None) -> None:
+        """Wait for ``when``: in memory if it is near, else unload the instance until then.
+
+        Inside ``perdure.wait_for`` the wait ends at its deadline if that comes first (see
+        ``expire``); ``pos`` is the unrecorded position of the operation that waits, if any.
+        """
         if self.read_only:
             self.suspending = _QueryStop()
             raise self.suspending
         self.deliver_cancel()
+        deadline = context.wait_deadline.get()
+        expires = deadline is not None and deadline < when
+        if expires:
+            assert deadline is not None
+            when = deadline
         if when - self.rt.clock.now() > self.rt.unload_after:
             self.suspend(when)
         await self.rt.clock.sleep_until(when, None if self._cancel_delivered else self._cancelled)
         self.deliver_cancel()
         self.check()  # an execution timeout that fell during the wait
+        if expires:
+            await self.expire(pos)
+
+    async def wait_for_message(self, pos: int, wake_at: float | None, topic: str) -> NoReturn:
+        """Unload until ``wake_at`` or a message on ``topic`` (a child's end included); inside
+        ``perdure.wait_for``, end the wait at its deadline instead once that has passed."""
+        deadline = context.wait_deadline.get()
+        if deadline is not None:
+            if self.rt.clock.now() >= deadline:
+                await self.expire(pos)
+            wake_at = deadline if wake_at is None else min(wake_at, deadline)
+        self.suspend(wake_at, topic)
+
+    async def expire(self, pos: int | None) -> NoReturn:
+        """A wait_for's deadline passed at this wait: record it, at the waiting operation's
+        own position (``pos``) or at the next one, and raise ``WaitExpired``."""
+        deadline = context.wait_deadline.get()
+        assert deadline is not None
+        if pos is None:
+            pos, entry = self.take("timeout", "wait_for")
+            if entry is not None:
+                raise WaitExpired(deadline)
+        marker = self.make_entry(pos, "timeout", "wait_for", deadline, ok=True)
+        await self.append(Append(instance_id=self.id, token=self.token, entries=(marker,)))
+        raise WaitExpired(deadline)
 
     # --- steps -----------------------------------------------------------------
 
@@ -415,7 +460,7 @@ class Activation:
                         await self.append(command.op)
                 else:
                     assert isinstance(command, WaitUntil)
-                    await self.wait_until(command.when)
+                    await self.wait_until(command.when, _position(key))
         finally:
             self._inflight -= 1
             if self._inflight == 0:
@@ -447,7 +492,7 @@ class Activation:
                 self.append_blocking(command.op)
             else:
                 assert isinstance(command, WaitUntil)
-                self.blocking(self.wait_until(command.when))
+                self.blocking(self.wait_until(command.when, _position(key)))
 
     async def _invoke(self, step: Definition, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if step.is_async:
@@ -697,6 +742,19 @@ async def answer_query(rt: Runtime, row: InstanceRow, name: str, args: tuple[Any
     except (Exception, _QueryStop, Suspend, ContinueAsNew, asyncio.CancelledError):  # noqa: BLE001, S110
         pass  # where or how the code stopped does not matter: the handlers it registered do
     return act.answer(name, args)
+
+
+async def _within(deadline: float, coro: Coroutine[Any, Any, T]) -> T:
+    token = context.wait_deadline.set(deadline)
+    try:
+        return await coro
+    finally:
+        context.wait_deadline.reset(token)
+
+
+def _position(key: str) -> int:
+    """The journal position in a step's idempotency key (``instance:position``)."""
+    return int(key.rsplit(":", 1)[1])
 
 
 def _relay(target: concurrent.futures.Future[T], source: asyncio.Future[T]) -> None:
