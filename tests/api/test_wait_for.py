@@ -111,7 +111,7 @@ async def test_the_wait_for_a_child_is_bounded_and_a_restart_keeps_the_deadline(
 ) -> None:
     @perdure.workflow(registry=registry)
     async def slow_child() -> str:
-        await perdure.sleep(5 * DAY)
+        await perdure.recv("never")  # nobody sends it: the child cannot end first
         return "late"
 
     @perdure.workflow(registry=registry)

@@ -498,12 +498,7 @@ class ActorMethods:
                 ex.rt.actors.note(outcome.actor)
             ex.run(row, fresh=True)
         elif stored is None:  # the key was used before: the same call, or a conflict
-            found = await core._store.get_instance(iid)
-            if found is not None and (found.name != method.name or found.input != data):
-                raise Conflict(
-                    f"idempotency key {idempotency_key!r} of actor {aid!r} was used for another call; "
-                    "use a new key for a new call"
-                )
+            await _repeated(core, iid, method, data, idempotency_key)
         elif ex is not None:
             ex.nudge()
         if not wait:
@@ -570,6 +565,22 @@ class ActorMethods:
         if row is None:
             raise NotFound(f"no actor {aid!r}: it exists once a method of it has been called")
         return row
+
+
+async def _repeated(core: EngineCore, iid: str, method: Definition, data: bytes, key: str | None) -> None:
+    """The invocation ``iid`` existed: the same call (a repeated key, or a retried commit
+    whose first attempt landed), or another call under a reused key."""
+    found = await core._store.get_instance(iid)
+    if found is None:  # pragma: no cover - invocations are deleted only with an idle actor
+        raise NotFound(f"actor call {iid!r} vanished while being made; make it again")
+    if found.name != method.name or found.input != data:
+        raise Conflict(
+            f"idempotency key {key!r} of actor {found.actor_id!r} was used for another call; "
+            "use a new key for a new call"
+        )
+    ex = core._executor
+    if ex is not None and found.owner == ex.id and found.status is Status.RUNNING:
+        ex.run(found)  # ours: created claimed by the first attempt, so nobody else will run it
 
 
 def _outcome(aid: str, method: Definition, final: InstanceRow) -> Any:
