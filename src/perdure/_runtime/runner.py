@@ -53,6 +53,7 @@ from perdure._model.records import (
     RetryState,
     Status,
 )
+from perdure._model.stats import Stats
 from perdure._runtime import context
 from perdure._runtime.attempts import INVOKE, Command, Record, WaitUntil, attempts
 from perdure._runtime.clock import Clock
@@ -79,6 +80,8 @@ class Runtime:
     nudge: Callable[[], None] = lambda: None
     """Tell the executor that new work may be ready (a child started here)."""
     types: dict[int, tuple[dict[str, Any], Any]] = field(default_factory=dict)
+    stats: Stats = field(default_factory=Stats)
+    """Counters for ``/metrics``: each step that ends adds its latency and retries."""
 
     def hints(self, defn: Definition) -> tuple[dict[str, Any], Any]:
         """Parameter types and return type of ``defn``, resolved once."""
@@ -370,6 +373,7 @@ class Activation:
         )  # fmt: skip
 
     def _outcome(self, step: Definition, entry: JournalEntry) -> Any:
+        self.rt.stats.step_ended(entry.ended_at - entry.started_at, entry.attempts, bool(entry.ok))
         if not entry.ok:
             raise _failure(entry)
         # Hand back exactly what replay will hand back.
