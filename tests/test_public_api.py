@@ -178,3 +178,12 @@ def test_sync_and_async_flavours_have_the_same_signatures(
         assert inspect.iscoroutinefunction(a), f"{async_cls.__name__}.{name} should be async"
         assert not inspect.iscoroutinefunction(s), f"{sync_cls.__name__}.{name} should block"
         assert parameters(a) == parameters(s), f"{name} differs"
+
+
+def test_type_hints_of_exported_dataclasses_resolve_after_the_module_rename() -> None:
+    # OpenAPI generators and msgspec read them with typing.get_type_hints.
+    import typing
+    from datetime import datetime
+
+    assert typing.get_type_hints(perdure.WorkflowInfo)["created_at"] == datetime
+    assert typing.get_type_hints(perdure.HistoryEntry)["error"] == perdure.ErrorDetails | None

@@ -18,6 +18,9 @@ How data flows, top to bottom (each layer imports only the ones below it)::
 Users import ``perdure`` only; everything under ``_`` may move.
 """
 
+import dataclasses as _dataclasses
+import typing as _typing
+
 from perdure._api.decorators import Step, Workflow, step, workflow
 from perdure._api.engine import Engine
 from perdure._api.handles import (
@@ -130,9 +133,14 @@ __version__ = "0.1.0"
 
 for _name in __all__:
     _obj = globals()[_name]
+    if _dataclasses.is_dataclass(_obj) and isinstance(_obj, type):
+        # Resolve field annotations while their defining module is still known: after the
+        # rename below, typing.get_type_hints (OpenAPI generators, msgspec) would look them
+        # up in this package's namespace and fail on names like ``datetime``.
+        _obj.__annotations__ = _typing.get_type_hints(_obj)
     if getattr(_obj, "__module__", "").startswith("perdure._"):
         try:
             _obj.__module__ = "perdure"
         except (AttributeError, TypeError):
             pass
-del _name, _obj
+del _name, _obj, _dataclasses, _typing

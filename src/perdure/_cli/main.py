@@ -6,6 +6,7 @@ import click
 
 import perdure
 from perdure._cli.bench import bench
+from perdure._cli.serve import server, worker
 
 
 @click.group(name="perdure", context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,6 +16,8 @@ def cli() -> None:
 
 
 cli.add_command(bench)
+cli.add_command(server)
+cli.add_command(worker)
 
 
 def main() -> None:
