@@ -159,13 +159,13 @@ async def serve(
 async def work(*, app: str, db: str, grace: float) -> None:
     """Run an executor only, until SIGTERM or SIGINT."""
     load_app(app)
-    engine = await open_engine(db)
     stopped = asyncio.Event()
-    say(f"worker running app {app!r} (database {engine.url})")
-    try:
-        with on_stop(stopped.set):
+    with on_stop(stopped.set):  # from here on: a signal during start-up stops gracefully too
+        engine = await open_engine(db)
+        say(f"worker running app {app!r} (database {engine.url})")
+        try:
             await stopped.wait()
-    finally:
-        say("stopping: letting running steps finish")
-        await engine.close(grace)
+        finally:
+            say("stopping: letting running steps finish")
+            await engine.close(grace)
     say("stopped")
