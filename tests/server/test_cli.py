@@ -100,3 +100,15 @@ def test_every_verb_has_help() -> None:
         proc = run_cli(*verb, "--help")
         assert proc.returncode == 0, verb
         assert "Usage: perdure" in proc.stdout
+
+
+def test_bench_roundtrip_over_http_prints_its_figures(server: Server) -> None:
+    proc = cli(server, "bench", "roundtrip", "--server", server.url, "--iterations", "3", "--runs", "2")
+    doc = json.loads(proc.stdout)
+    assert (doc["workload"], doc["store"], doc["params"]["transport"]) == ("W3 roundtrip", "sqlite", "http")
+    assert doc["runs_n"] == len(doc["runs"]) == 2
+    assert doc["durability"]["server_database"] == server.db
+    assert 0 < doc["figures"]["p50_ms"] <= doc["figures"]["p99_ms"]
+    assert "POST /v1/workflows?wait=" in doc["measured"]
+    listed = as_json(server, "workflow", "list", "--name", "perdure.ping")["items"]
+    assert len(listed) == 3 + 5 + 3 + 5  # the measured and warm-up starts of both runs

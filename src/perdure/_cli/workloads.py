@@ -250,12 +250,12 @@ def measure_floor(path: Path, commits: int) -> Figures:
     return {
         "commits": commits,
         "us_per_commit": round(wall / commits * 1e6, 1),
-        "p50_us": round(_quantile(lat, 0.5) * 1e6, 1),
-        "p99_us": round(_quantile(lat, 0.99) * 1e6, 1),
+        "p50_us": round(quantile(lat, 0.5) * 1e6, 1),
+        "p99_us": round(quantile(lat, 0.99) * 1e6, 1),
     }
 
 
-def _quantile(values: list[float], q: float) -> float:
+def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
@@ -336,11 +336,11 @@ async def _roundtrip(p: Params, db: Path) -> list[float]:
 def run_roundtrip(p: Params, db: Path) -> Figures:
     floor = measure_floor(aux(db, "floor"), int(p["floor_commits"]))
     lat = asyncio.run(_roundtrip(p, db))
-    p50 = _quantile(lat, 0.5) * 1e3
+    p50 = quantile(lat, 0.5) * 1e3
     floor_ms = floor["us_per_commit"] / 1e3
     return {
         "p50_ms": round(p50, 3),
-        "p99_ms": round(_quantile(lat, 0.99) * 1e3, 3),
+        "p99_ms": round(quantile(lat, 0.99) * 1e3, 3),
         "mean_ms": round(statistics.fmean(lat) * 1e3, 3),
         "floor_ms_per_commit": round(floor_ms, 3),
         "floor_p50_ms": round(floor["p50_us"] / 1e3, 3),

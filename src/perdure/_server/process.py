@@ -32,7 +32,9 @@ class StartupError(Exception):
 
 
 def load_app(module: str) -> None:
-    """Import the user's module, whose decorated workflows register themselves."""
+    """Import the user's module, whose decorated workflows register themselves (and ours:
+    ``perdure.ping``)."""
+    importlib.import_module("perdure._server.builtin")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` would: the app is usually right here
     try:
@@ -75,7 +77,9 @@ def bind(host: str, port: int) -> socket.socket:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     except socket.gaierror as exc:
         raise StartupError(f"cannot resolve host {host!r}: {exc.strerror}") from None
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, or asyncio does not set TCP_NODELAY on accepted connections and each
+    # response on a kept-alive connection waits ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
