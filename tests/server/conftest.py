@@ -17,9 +17,9 @@ HERE = Path(__file__).parent
 SERVING = re.compile(r"serving app .* on (http://\S+) ")
 
 
-def env(**extra: str) -> dict[str, str]:
+def env(path: Path = HERE, /, **extra: str) -> dict[str, str]:
     out = {k: v for k, v in os.environ.items() if not k.startswith("PERDURE_")}
-    out["PYTHONPATH"] = os.pathsep.join([str(HERE), out.get("PYTHONPATH", "")])
+    out["PYTHONPATH"] = os.pathsep.join([str(path), out.get("PYTHONPATH", "")])
     out.update(extra)
     return out
 
@@ -31,11 +31,11 @@ def perdure_cmd(*args: str) -> list[str]:
 class Server:
     """One server process; ``url`` once it serves. Killed at teardown if still running."""
 
-    def __init__(self, db: str, *args: str) -> None:
+    def __init__(self, db: str, *args: str, app: str = "served_app", path: Path = HERE) -> None:
         self.db = db
         self.proc = subprocess.Popen(
-            perdure_cmd("server", "--app", "served_app", "--db", db, "--port", "0", *args),
-            env=env(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=HERE,
+            perdure_cmd("server", "--app", app, "--db", db, "--port", "0", *args),
+            env=env(path), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=path,
         )  # fmt: skip
         self.log: list[str] = []
         self.url = self._wait_serving()

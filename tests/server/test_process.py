@@ -121,3 +121,23 @@ def test_a_worker_runs_what_a_server_started(start_server: Callable[..., Server]
         assert worker.wait(30) == 0
         assert "stopped" in worker.stderr.read()
         worker.stderr.close()
+
+
+def test_the_examples_app_serves_the_examples(db: str) -> None:
+    server = Server(db, app="app", path=HERE.parent.parent / "examples")
+    try:
+        with server.client() as api:
+            hello = api.post(
+                "/v1/workflows", params={"wait": 10}, json={"workflow": "hello", "args": ["ann"]}
+            )
+            assert hello.json()["outcome"]["result"] == "hello, ann"
+            api.post("/v1/workflows", json={"workflow": "expense", "args": ["e-9", 5, "bob"], "id": "e-9"})
+            stage = api.get("/v1/workflows/e-9/events/stage", params={"wait": 10}).json()
+            assert stage["value"] == "waiting for approval"
+            decision = {"topic": "approval", "value": {"approved": False, "by": "bob"}}
+            api.post("/v1/workflows/e-9/messages", json=decision).raise_for_status()
+            assert api.get("/v1/workflows/e-9/result", params={"wait": 10}).json()["result"] == "rejected"
+    finally:
+        server.stop()
+        if server.proc.stderr is not None:
+            server.proc.stderr.close()
