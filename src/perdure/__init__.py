@@ -5,7 +5,10 @@ recorded, so they survive crashes and restarts and never repeat finished work.
 
 How data flows, top to bottom (each layer imports only the ones below it)::
 
-    _cli                 the `perdure` command: bench (more verbs as the server lands)
+    _cli                 the `perdure` command: server, worker, workflow and schedule verbs
+                         (over HTTP), bench
+    _server              the HTTP API (Litestar app, /v1, OpenAPI, problem+json, /metrics)
+                         and the server and worker processes
     _api                 decorators (register), ops (now, random, uuid4, idempotency_key),
                          engine (Engine: composition root), sync (SyncEngine), handles
     _runtime             executor (claims, drives, leases), runner (activation: replay,
