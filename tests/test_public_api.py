@@ -187,3 +187,13 @@ def test_type_hints_of_exported_dataclasses_resolve_after_the_module_rename() ->
 
     assert typing.get_type_hints(perdure.WorkflowInfo)["created_at"] == datetime
     assert typing.get_type_hints(perdure.HistoryEntry)["error"] == perdure.ErrorDetails | None
+
+
+def test_the_cli_loads_the_http_client_and_server_libraries_only_when_a_verb_needs_them() -> None:
+    # `perdure bench` runs its measured children through the CLI: they must stay light.
+    code = "import json, sys\nimport perdure._cli.main\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = set(json.loads(proc.stdout))
+    assert not loaded & {"httpx", "httpcore", "prometheus_client", *ASGI}, sorted(loaded)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import httpx
+
+if TYPE_CHECKING:
+    import httpx
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_SERVER = "http://127.0.0.1:8080"
@@ -32,6 +34,9 @@ class Api:
     def __init__(self, server: str, token: str | None, *, as_json: bool) -> None:
         self.server = server.rstrip("/")
         self.as_json = as_json
+        import httpx  # here: `perdure bench` runs and `perdure server` do not need it loaded
+
+        self._unreachable = httpx.TransportError
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(
             base_url=self.server, headers=headers, timeout=httpx.Timeout(90.0, connect=5.0)
@@ -41,7 +46,7 @@ class Api:
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             r = self.http.request(method, f"/v1{path}", json=body, params=query)
-        except httpx.TransportError as exc:
+        except self._unreachable as exc:
             raise ServerError(
                 f"cannot reach the perdure server at {self.server}: {exc or type(exc).__name__}; start one with "
                 "'perdure server --app MODULE', or point --server (env PERDURE_SERVER) at it",
