@@ -80,7 +80,13 @@ def test_malformed_json_oversized_bodies_and_unknown_routes_are_problems_too(api
     problem(api.post("/v1/workflows", content=b" " * (5 * 1024 * 1024)), 413)
     problem(api.get("/v1/nothing/here"), 404)
     problem(api.delete("/v1/workflows"), 405)
-    assert "no workflow with id 'ghost'" in problem(api.get("/v1/workflows/ghost"), 404)
+    ghost = api.get("/v1/workflows/ghost")
+    assert "no workflow with id 'ghost'" in problem(ghost, 404)
+    assert (ghost.json()["title"], ghost.json()["error"], ghost.json()["type"]) == (
+        "Not Found",
+        "NotFound",
+        "about:blank",
+    )
     assert "unknown status" in problem(api.get("/v1/workflows", params={"status": "sleepy"}), 400)
     problem(api.get("/v1/workflows", params={"limit": 0}), 400)
     problem(api.get("/v1/workflows/x/result", params={"wait": "nan"}), 400)

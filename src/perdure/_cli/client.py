@@ -67,7 +67,7 @@ class Api:
 def _problem_text(r: httpx.Response) -> str:
     try:
         body = r.json()
-        return f"{body.get('title', r.reason_phrase)} ({r.status_code}): {body.get('detail', '')}"
+        return f"{body.get('error') or body.get('title')} ({r.status_code}): {body.get('detail', '')}"
     except ValueError:
         return f"the server answered {r.status_code} {r.reason_phrase}"
 

@@ -115,11 +115,16 @@ class Health(msgspec.Struct, kw_only=True):
     """The database URL, without credentials."""
 
 
-class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Problem(msgspec.Struct, kw_only=True):
     """An RFC 9457 problem: what went wrong, and what to do."""
 
     type: str = "about:blank"
     title: str
+    """The HTTP status phrase (the type is about:blank)."""
     status: int
     detail: str
+    """What is wrong, with the value and what to do."""
     instance: str | None = None
+    """The request path."""
+    error: str | None = None
+    """perdure's error class (NotFound, Conflict, InvalidArgument, ...), when it raised one."""

@@ -26,13 +26,7 @@ MEDIA_TYPE = "application/problem+json"
 def problem(
     status: int, detail: str, *, error: str | None = None, path: str | None = None
 ) -> Response[Problem]:
-    body = Problem(
-        type="about:blank",
-        title=error or HTTPStatus(status).phrase,
-        status=status,
-        detail=detail,
-        instance=path,
-    )
+    body = Problem(title=HTTPStatus(status).phrase, status=status, detail=detail, instance=path, error=error)
     headers = {"WWW-Authenticate": 'Bearer realm="perdure"'} if status == 401 else None
     return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
