@@ -50,6 +50,7 @@ def test_a_public_address_without_a_token_is_refused(tmp_path: Path) -> None:
 
 def test_a_public_address_is_served_when_told_explicitly(start_server: Callable[..., Server]) -> None:
     server = start_server("--host", "0.0.0.0", "--insecure-no-token")
+    assert "WARNING: serving on '0.0.0.0' without a token" in "".join(server.log)
     port = server.url.rsplit(":", 1)[1]
     with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
         assert c.get("/v1/workflows").status_code == 200

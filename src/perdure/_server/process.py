@@ -64,7 +64,13 @@ def is_loopback(host: str) -> bool:
 
 
 def check_exposure(host: str, token: str | None, insecure: bool) -> None:
-    if token or insecure or is_loopback(host):
+    if token or is_loopback(host):
+        return
+    if insecure:
+        say(
+            f"WARNING: serving on {host!r} without a token (--insecure-no-token): anyone who can reach "
+            "this address can start, steer and cancel workflows"
+        )
         return
     raise StartupError(
         f"refusing to serve on {host!r}, which other machines can reach, without a token; pass --token "
