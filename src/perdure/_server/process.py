@@ -27,6 +27,10 @@ from perdure import Engine, PerdureError
 from perdure._server.app import create_app
 
 
+MAX_CONNECTIONS = 1000
+"""Connections and requests served at once; more get 503 at once rather than queueing unbounded."""
+
+
 class StartupError(Exception):
     """The server or worker cannot start; the message says why and what to do."""
 
@@ -147,7 +151,7 @@ async def serve(
         raise
     config = uvicorn.Config(
         create_app(engine, token=token), log_level="warning", access_log=False, lifespan="off",
-        timeout_graceful_shutdown=5, server_header=False,
+        timeout_graceful_shutdown=5, server_header=False, limit_concurrency=MAX_CONNECTIONS,
     )  # fmt: skip
     server = _Uvicorn(config)
 
