@@ -26,7 +26,6 @@ import uvicorn
 from perdure import Engine, PerdureError
 from perdure._server.app import create_app
 
-
 MAX_CONNECTIONS = 1000
 """Connections and requests served at once; more get 503 at once rather than queueing unbounded."""
 
@@ -144,28 +143,33 @@ async def serve(
     load_app(app)
     check_exposure(host, token, insecure)
     sock = bind(host, port)
-    try:
-        engine = await open_engine(db)
-    except BaseException:
-        sock.close()
-        raise
-    config = uvicorn.Config(
-        create_app(engine, token=token), log_level="warning", access_log=False, lifespan="off",
-        timeout_graceful_shutdown=5, server_header=False, limit_concurrency=MAX_CONNECTIONS,
-    )  # fmt: skip
-    server = _Uvicorn(config)
+    server: _Uvicorn | None = None
+    stopping = False
 
     def stop() -> None:
-        server.should_exit = True
+        nonlocal stopping
+        stopping = True
+        if server is not None:
+            server.should_exit = True
 
-    shown = f"[{host}]" if ":" in host else host
-    say(f"serving app {app!r} on http://{shown}:{sock.getsockname()[1]} (database {engine.url})")
     try:
-        with on_stop(stop):
-            await server.serve(sockets=[sock])
+        with on_stop(stop):  # from here on: a signal during start-up stops gracefully too
+            engine = await open_engine(db)
+            try:
+                config = uvicorn.Config(
+                    create_app(engine, token=token), log_level="warning", access_log=False,
+                    lifespan="off", timeout_graceful_shutdown=5, server_header=False,
+                    limit_concurrency=MAX_CONNECTIONS,
+                )  # fmt: skip
+                server = _Uvicorn(config)
+                server.should_exit = stopping
+                shown = f"[{host}]" if ":" in host else host
+                say(f"serving app {app!r} on http://{shown}:{sock.getsockname()[1]} (database {engine.url})")
+                await server.serve(sockets=[sock])
+            finally:
+                say("stopping: letting running steps finish")
+                await engine.close(grace)
     finally:
-        say("stopping: letting running steps finish")
-        await engine.close(grace)
         sock.close()
     say("stopped")
 
