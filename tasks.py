@@ -50,8 +50,8 @@ def setup() -> None:
 TRY = """
 perdure serves the examples (examples/app.py) on {url}; in another terminal try:
 
-  curl -s -X POST '{url}/v1/workflows?wait=5' -d '{{"workflow": "hello", "args": ["ann"]}}'
-  curl -s -X POST '{url}/v1/workflows?wait=10' -d '{{"workflow": "checkout", "args": ["o-1", 100], "id": "order-o-1"}}'
+  curl -s '{url}/v1/workflows?wait=5' --json '{{"workflow": "hello", "args": ["ann"]}}'
+  curl -s '{url}/v1/workflows?wait=10' --json '{{"workflow": "checkout", "args": ["o-1", 100], "id": "order-o-1"}}'
   {bin}/perdure workflow start expense e-1 120 ann --id e-1      # waits up to a week for a decision
   {bin}/perdure workflow event e-1 stage
   {bin}/perdure workflow send e-1 approval '{{"approved": true, "by": "ann"}}'

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from litestar import Litestar, Response, Router, get
+from litestar import Litestar, Request, Response, Router, get
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
@@ -38,6 +38,18 @@ def _guard(token: str) -> Any:
     return guard
 
 
+async def _json_only(request: Request[Any, Any, Any]) -> None:
+    """A body must say it is JSON (or say nothing): a form or text is refused, not guessed at."""
+    given = request.headers.get("content-type")
+    if given is None or request.method not in {"POST", "PUT", "PATCH"}:
+        return
+    media = given.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        raise HTTPException(
+            status_code=415, detail=f"send JSON with 'Content-Type: application/json', not {given!r}"
+        )
+
+
 def create_app(engine: Engine, *, token: str | None = None, max_body: int = MAX_BODY) -> Litestar:
     """The API over ``engine`` (opened and closed by its owner). With ``token``, every route
     but ``/v1/health`` wants ``Authorization: Bearer <token>``."""
@@ -55,6 +67,7 @@ def create_app(engine: Engine, *, token: str | None = None, max_body: int = MAX_
         route_handlers=[Router("/v1", route_handlers=ROUTES, security=security), prometheus],
         dependencies={"engine": Provide(provide_engine, sync_to_thread=False)},
         guards=[_guard(token)] if token else [],
+        before_request=_json_only,
         exception_handlers=problems.HANDLERS,
         request_max_body_size=max_body,
         openapi_config=OpenAPIConfig(

@@ -51,6 +51,12 @@ def from_nesting(request: Request[Any, Any, Any], exc: RecursionError) -> Respon
     return problem(400, "the JSON body is nested too deeply; flatten it", path=request.url.path)
 
 
+def from_encoding(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Problem]:
+    return problem(
+        400, f"the body is not valid UTF-8 JSON: {exc.reason} at byte {exc.start}", path=request.url.path
+    )
+
+
 def from_bug(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     log.exception("%s %s raised %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
     return problem(500, f"internal error ({type(exc).__name__}); the server log has the details")
@@ -60,6 +66,7 @@ HANDLERS: dict[int | type[Exception], Any] = {
     PerdureError: from_perdure,
     HTTPException: from_http,
     RecursionError: from_nesting,  # a body of 100,000 nested arrays, say
+    UnicodeDecodeError: from_encoding,  # the framework decodes the body before the JSON parser sees it
     404: from_http,  # an unknown route: raised before the app's handlers, keyed by status
     405: from_http,
     Exception: from_bug,
@@ -71,6 +78,7 @@ _SAYS = {
     404: "No such workflow, schedule or route",
     409: "Conflict: an id reused with other content, or a state that forbids the action",
     413: "Request body too large",
+    415: "The body is not sent as JSON (Content-Type: application/json)",
     422: "A query handler raised",
     503: "The database is unavailable for now; retry",
 }
@@ -80,5 +88,5 @@ def responses(*statuses: int) -> dict[int, ResponseSpec]:
     """OpenAPI descriptions of the problems a route may answer (plus the ones any route may)."""
     return {
         s: ResponseSpec(data_container=Problem, description=_SAYS[s], media_type=MEDIA_TYPE)
-        for s in sorted({400, 401, 413, 503, *statuses})
+        for s in sorted({400, 401, 413, 415, 503, *statuses})
     }
