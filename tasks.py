@@ -72,13 +72,10 @@ def run(extra: list[str]) -> int:
     state = ROOT / ".perdure"
     state.mkdir(exist_ok=True)
     print(TRY.format(url=f"http://127.0.0.1:{port}", bin=BIN.relative_to(ROOT)), flush=True)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "examples"), os.environ.get("PYTHONPATH", "")]),
-    }
-    server = [BIN / "perdure", "server", "--app", "app", "--db", f"sqlite:///{state / 'examples.db'}", *extra]
+    db = f"sqlite:///{state / 'examples.db'}"
+    server = [BIN / "perdure", "server", "--app", "examples/app.py", "--db", db, *extra]
     print("+", " ".join(str(a) for a in server), flush=True)
-    proc = subprocess.Popen([str(a) for a in server], cwd=ROOT, env=env)
+    proc = subprocess.Popen([str(a) for a in server], cwd=ROOT)
     while True:
         try:
             return proc.wait()

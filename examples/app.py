@@ -1,6 +1,6 @@
 """The examples as one app for ``perdure server``: what ``python3 tasks.py run`` serves.
 
-    cd examples && perdure server --app app --db sqlite:///examples.db
+    perdure server --app examples/app.py --db sqlite:///examples.db
 
 Registers ``checkout`` (a payment retried durably, examples/checkout.py),
 ``expense`` (an approval that waits days for a message, examples/approval.py)

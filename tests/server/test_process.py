@@ -67,6 +67,7 @@ def test_startup_errors_are_one_line_and_exit_non_zero(tmp_path: Path) -> None:
         port = str(busy.getsockname()[1])
         cases = [
             (["--app", "no_such_module", "--db", db], "cannot import app module 'no_such_module'"),
+            (["--app", "missing/app.py", "--db", db], "cannot import app file 'missing/app.py'"),
             (["--app", "broken_app", "--db", db], "ZeroDivisionError"),
             (["--app", "served_app", "--db", db, "--port", port], "Address already in use"),
             (["--app", "served_app", "--db", f"sqlite:///{tmp_path / 'no' / 'dir.db'}"], "does not exist"),
@@ -125,7 +126,8 @@ def test_a_worker_runs_what_a_server_started(start_server: Callable[..., Server]
 
 
 def test_the_examples_app_serves_the_examples(db: str) -> None:
-    server = Server(db, app="app", path=HERE.parent.parent / "examples")
+    examples = HERE.parent.parent / "examples"
+    server = Server(db, app=str(examples / "app.py"), path=HERE)  # a file, from another directory
     try:
         with server.client() as api:
             hello = api.post(

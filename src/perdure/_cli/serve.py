@@ -23,7 +23,11 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
 
 @click.command()
 @click.option(
-    "--app", "app", required=True, metavar="MODULE", help="module whose @perdure.workflow functions to run"
+    "--app",
+    "app",
+    required=True,
+    metavar="MODULE",
+    help="module (or .py file) whose @perdure.workflow functions to run",
 )
 @click.option("--db", default="sqlite:///perdure.db", show_default=True, envvar="PERDURE_DB", help=DB_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
@@ -46,7 +50,11 @@ def server(app: str, db: str, host: str, port: int, token: str | None, insecure:
 
 @click.command()
 @click.option(
-    "--app", "app", required=True, metavar="MODULE", help="module whose @perdure.workflow functions to run"
+    "--app",
+    "app",
+    required=True,
+    metavar="MODULE",
+    help="module (or .py file) whose @perdure.workflow functions to run",
 )
 @click.option("--db", default="sqlite:///perdure.db", show_default=True, envvar="PERDURE_DB", help=DB_HELP)
 @click.option("--grace", default=10.0, show_default=True, type=click.FloatRange(0), help=GRACE_HELP)

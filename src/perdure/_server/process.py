@@ -20,6 +20,7 @@ import socket
 import sys
 import traceback
 from collections.abc import Callable, Generator
+from pathlib import Path
 
 import uvicorn
 
@@ -38,7 +39,13 @@ def load_app(module: str) -> None:
     """Import the user's module, whose decorated workflows register themselves (and ours:
     ``perdure.ping``)."""
     importlib.import_module("perdure._server.builtin")
-    if os.getcwd() not in sys.path and "" not in sys.path:
+    if module.endswith(".py"):  # a file: import it by name from its directory
+        path = Path(module)
+        if not path.is_file():
+            raise StartupError(f"cannot import app file {module!r}: no such file")
+        sys.path.insert(0, str(path.resolve().parent))
+        module = path.stem
+    elif os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` would: the app is usually right here
     try:
         importlib.import_module(module)
