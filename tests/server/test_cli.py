@@ -41,6 +41,8 @@ def test_workflow_verbs_start_inspect_and_steer(server: Server) -> None:
     shown = cli(server, "workflow", "show", "box").stdout
     assert "status" in shown
     assert "completed" in shown
+    assert as_json(server, "workflow", "runs", "box") == []
+    assert cli(server, "workflow", "runs", "box").stdout.strip() == "(none)"
     history = as_json(server, "workflow", "history", "box")
     assert [e["position"] for e in history] == list(range(len(history)))
 

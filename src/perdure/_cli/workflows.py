@@ -141,6 +141,15 @@ def history(api: Api, workflow_id: str) -> None:
 
 @workflow.command()
 @click.argument("workflow_id")
+@client
+def runs(api: Api, workflow_id: str) -> None:
+    """Earlier runs of a workflow that continued as new, oldest first."""
+    earlier = api.call("GET", f"/workflows/{_id(workflow_id)}/runs")
+    api.emit(earlier, lambda rs: table(rs, ("run", "steps", "input", "ended_at")))
+
+
+@workflow.command()
+@click.argument("workflow_id")
 @click.argument("topic")
 @click.argument("value")
 @click.option("--key", default=None, help="idempotency key: sending again with it delivers once")
