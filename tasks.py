@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The two commands of the README, with nothing but Python 3.11+ and pip.
 
-    python3 tasks.py run    set up, then run the examples (retries, a week-long approval, a crash and its recovery)
+    python3 tasks.py run    set up, then serve the examples over HTTP (perdure server) and say what to try
     python3 tasks.py test   set up, then run the whole check: lint, types, layers, tests
+
+``run`` passes further arguments to ``perdure server`` (``--port 9000``, say).
 
 Setting up makes ./.venv and installs perdure into it (editable, with the test
 tools); it is skipped when nothing changed since the last time.
@@ -45,12 +47,40 @@ def setup() -> None:
     STAMP.write_text(want)
 
 
-def run() -> int:
-    for example in ("examples/checkout.py", "examples/approval.py", "examples/crash_recovery.py"):
-        code = sh(PY, example)
-        if code != 0:
-            return code
-    return 0
+TRY = """
+perdure serves the examples (examples/app.py) on {url}; in another terminal try:
+
+  curl -s '{url}/v1/workflows?wait=5' --json '{{"workflow": "hello", "args": ["ann"]}}'
+  curl -s '{url}/v1/workflows?wait=10' --json '{{"workflow": "checkout", "args": ["o-1", 100], "id": "order-o-1"}}'
+  {bin}/perdure workflow start expense e-1 120 ann --id e-1      # waits up to a week for a decision
+  {bin}/perdure workflow event e-1 stage
+  {bin}/perdure workflow send e-1 approval '{{"approved": true, "by": "ann"}}'
+  {bin}/perdure workflow result e-1
+  {bin}/perdure workflow list
+  {bin}/perdure workflow history order-o-1
+  {bin}/perdure schedule create hourly-hello hello world --every 3600
+  curl -s {url}/v1/openapi.json | head -c 300; curl -s {url}/metrics | grep perdure_instances
+
+(the CLI talks to http://127.0.0.1:8080 unless --server or PERDURE_SERVER={url} say otherwise).
+Ctrl-C stops the server.
+The scripts still run on their own: {bin}/python examples/checkout.py, approval.py, crash_recovery.py
+"""
+
+
+def run(extra: list[str]) -> int:
+    port = extra[extra.index("--port") + 1] if "--port" in extra[:-1] else "8080"
+    state = ROOT / ".perdure"
+    state.mkdir(exist_ok=True)
+    print(TRY.format(url=f"http://127.0.0.1:{port}", bin=BIN.relative_to(ROOT)), flush=True)
+    db = f"sqlite:///{state / 'examples.db'}"
+    server = [BIN / "perdure", "server", "--app", "examples/app.py", "--db", db, *extra]
+    print("+", " ".join(str(a) for a in server), flush=True)
+    proc = subprocess.Popen([str(a) for a in server], cwd=ROOT)
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # the server got the same Ctrl-C: let it stop gracefully
+            continue
 
 
 def test(extra: list[str]) -> int:
@@ -74,7 +104,7 @@ def main() -> int:
         print(__doc__)
         return 2
     setup()
-    return run() if sys.argv[1] == "run" else test(sys.argv[2:])
+    return run(sys.argv[2:]) if sys.argv[1] == "run" else test(sys.argv[2:])
 
 
 if __name__ == "__main__":

@@ -190,3 +190,22 @@ def test_sync_and_async_flavours_have_the_same_signatures(
         assert inspect.iscoroutinefunction(a) is (name not in PLAIN), f"{async_cls.__name__}.{name}"
         assert not inspect.iscoroutinefunction(s), f"{sync_cls.__name__}.{name} should block"
         assert parameters(a) == parameters(s), f"{name} differs"
+
+
+def test_type_hints_of_exported_dataclasses_resolve_after_the_module_rename() -> None:
+    # OpenAPI generators and msgspec read them with typing.get_type_hints.
+    import typing
+    from datetime import datetime
+
+    assert typing.get_type_hints(perdure.WorkflowInfo)["created_at"] == datetime
+    assert typing.get_type_hints(perdure.HistoryEntry)["error"] == perdure.ErrorDetails | None
+
+
+def test_the_cli_loads_the_http_client_and_server_libraries_only_when_a_verb_needs_them() -> None:
+    # `perdure bench` runs its measured children through the CLI: they must stay light.
+    code = "import json, sys\nimport perdure._cli.main\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = set(json.loads(proc.stdout))
+    assert not loaded & {"httpx", "httpcore", "prometheus_client", *ASGI}, sorted(loaded)

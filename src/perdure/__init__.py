@@ -5,7 +5,10 @@ recorded, so they survive crashes and restarts and never repeat finished work.
 
 How data flows, top to bottom (each layer imports only the ones below it)::
 
-    _cli                 the `perdure` command: bench (more verbs as the server lands)
+    _cli                 the `perdure` command: server, worker, workflow and schedule verbs
+                         (over HTTP), bench
+    _server              the HTTP API (Litestar app, /v1, OpenAPI, problem+json, /metrics)
+                         and the server and worker processes
     _api                 decorators (register), ops (now, random, uuid4, idempotency_key),
                          engine (Engine: composition root), sync (SyncEngine), handles
     _runtime             executor (claims, drives, leases), runner (activation: replay,
@@ -17,6 +20,9 @@ How data flows, top to bottom (each layer imports only the ones below it)::
 
 Users import ``perdure`` only; everything under ``_`` may move.
 """
+
+import dataclasses as _dataclasses
+import typing as _typing
 
 from perdure._api.actors import ActorInfo, ActorPage, ActorRef, OplogEntry, OplogPage, actor, actor_ref
 from perdure._api.decorators import Step, Workflow, step, workflow
@@ -144,9 +150,14 @@ __version__ = "0.1.0"
 
 for _name in __all__:
     _obj = globals()[_name]
+    if _dataclasses.is_dataclass(_obj) and isinstance(_obj, type):
+        # Resolve field annotations while their defining module is still known: after the
+        # rename below, typing.get_type_hints (OpenAPI generators, msgspec) would look them
+        # up in this package's namespace and fail on names like ``datetime``.
+        _obj.__annotations__ = _typing.get_type_hints(_obj)
     if getattr(_obj, "__module__", "").startswith("perdure._"):
         try:
             _obj.__module__ = "perdure"
         except (AttributeError, TypeError):
             pass
-del _name, _obj
+del _name, _obj, _dataclasses, _typing

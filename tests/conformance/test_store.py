@@ -461,6 +461,22 @@ async def test_listing_filters_by_status_and_name(store: Store) -> None:
     assert await ids(Status.FAILED, None) == []
 
 
+async def test_counting_groups_instances_by_status_and_name(store: Store) -> None:
+    assert await store.count_instances() == {}
+    await create(
+        store,
+        row("a1", name="a"),
+        row("a2", name="a", status=Status.COMPLETED),
+        row("a3", name="a", status=Status.COMPLETED),
+        row("b1", name="b", status=Status.COMPLETED),
+    )
+    assert await store.count_instances() == {
+        (Status.PENDING, "a"): 1,
+        (Status.COMPLETED, "a"): 2,
+        (Status.COMPLETED, "b"): 1,
+    }
+
+
 @pytest.mark.parametrize("pattern", ["%", "_", "a%", "a_c", "a\\%", "' OR '1'='1", "a*", "[a]"])
 async def test_sql_and_like_metacharacters_in_a_name_filter_are_literal(store: Store, pattern: str) -> None:
     names = ["abc", "a%", "a_c", "a\\%", "axc", "%", "_", "' OR '1'='1", "a*", "[a]"]

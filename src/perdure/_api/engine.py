@@ -51,6 +51,7 @@ from perdure._model.records import (
     Send,
     Status,
 )
+from perdure._model.stats import Stats
 from perdure._runtime.actors import ActorHost
 from perdure._runtime.clock import Clock, SystemClock
 from perdure._runtime.executor import Executor
@@ -167,6 +168,7 @@ class Engine(ScheduleMethods, ActorMethods):
         }
         self._threads = (workflow_threads, step_threads)
         self._writer: Writer | None = None
+        self._stats = Stats()
         self._executor: Executor | None = None
         self._pools: list[ThreadPoolExecutor] = []
         self._rt: Runtime | None = None
@@ -187,7 +189,7 @@ class Engine(ScheduleMethods, ActorMethods):
             return
         await self._store.open()
         self._opened = True
-        self._writer = writer = Writer(self._store)
+        self._writer = writer = Writer(self._store, stats=self._stats)
         writer.start()
         bind = getattr(self.clock, "bind", None)
         if bind is not None:  # a virtual clock jumps only while nothing is committed
@@ -208,6 +210,7 @@ class Engine(ScheduleMethods, ActorMethods):
                 actors=ActorHost(
                     int(self._options["max_resident_actors"]), float(self._options["actor_idle_after"])
                 ),
+                stats=self._stats,
             )
             self._executor = Executor(
                 rt,
@@ -409,6 +412,11 @@ class Engine(ScheduleMethods, ActorMethods):
             raise InvalidArgument(f"cursor must be a str from a previous page, got {cursor!r}")
         page = await self._store.list_instances(status=status, name=name, limit=limit, cursor=cursor)
         return WorkflowPage(items=[WorkflowInfo.of(r) for r in page.items], cursor=page.cursor)
+
+    async def count(self) -> dict[tuple[Status, str], int]:
+        """How many instances there are of each (status, workflow name); one scan of the store."""
+        self._ready()
+        return await self._store.count_instances()
 
     async def cancel(self, workflow_id: str) -> Status:
         """Cancel an instance: at once if it waits, at its next await if it runs."""
@@ -623,6 +631,11 @@ class Engine(ScheduleMethods, ActorMethods):
             return {}
         host = ex.rt.actors
         return {**ex.stats, **host.stats, "actors_resident": host.resident}
+
+    @property
+    def stats(self) -> Stats:
+        """Live counters and histograms of this engine (commits, steps, claim lag), for metrics."""
+        return self._stats
 
 
 def _check_seconds(name: str, value: object, *, zero_ok: bool = False) -> None:

@@ -25,6 +25,7 @@ from perdure._api.handles import (
 )
 from perdure._model.errors import InvalidState
 from perdure._model.records import Status
+from perdure._model.stats import Stats
 
 if TYPE_CHECKING:
     from perdure._api.engine import Engine
@@ -190,6 +191,9 @@ class SyncEngine:
     ) -> WorkflowPage:
         return self._portal.call(self.engine.list, status=status, name=name, limit=limit, cursor=cursor)
 
+    def count(self) -> dict[tuple[Status, str], int]:
+        return self._portal.call(self.engine.count)
+
     def cancel(self, workflow_id: str) -> Status:
         return self._portal.call(self.engine.cancel, workflow_id)
 
@@ -254,6 +258,10 @@ class SyncEngine:
     @property
     def executor_stats(self) -> dict[str, int]:
         return self.engine.executor_stats
+
+    @property
+    def stats(self) -> Stats:
+        return self.engine.stats
 
     # --- actors ----------------------------------------------------------------
 

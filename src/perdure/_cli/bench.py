@@ -28,7 +28,8 @@ from typing import Any, TypeVar
 import click
 
 import perdure
-from perdure._cli.actors import run_actors
+from perdure._cli.actor_workload import run_actors
+from perdure._cli.remote import roundtrip_http
 from perdure._cli.sleepers import run_sleepers
 from perdure._cli.workloads import (
     EXECUTORS,
@@ -55,6 +56,11 @@ TITLES = {
     "sleepers": "W5 sleepers",
     "actors": "W6 actors",
 }
+MEASURED_HTTP = (
+    "per iteration, in a row, over one keep-alive HTTP connection: POST /v1/workflows?wait=30 starting "
+    "perdure.ping (one step) and answering with its result, timed in this client from sending the request "
+    "to reading the response; after 5 warm-up iterations; the server runs with its own database settings"
+)
 MEASURED = {
     "floor": (
         "wall time of N commits of one single-row INSERT each (BEGIN IMMEDIATE; INSERT; COMMIT) on a raw "
@@ -177,10 +183,31 @@ def throughput(workflows: int, steps: int, flavour: str, runs: int, db: str | No
 @click.option("--floor-commits", default=1000, show_default=True, type=click.IntRange(1))
 @_flavour("async")
 @_common
-def roundtrip(iterations: int, floor_commits: int, flavour: str, runs: int, db: str | None) -> None:
-    """W3: start a 1-step workflow and wait for its result, N times in a row; p50/p99."""
-    params = {"iterations": iterations, "flavour": flavour, "floor_commits": floor_commits}
-    _report("roundtrip", params, runs, db)
+@click.option("--server", default=None, metavar="URL", help="time it over HTTP against this perdure server")
+@click.option(
+    "--token", envvar="PERDURE_TOKEN", default=None, help="the server's bearer token [env PERDURE_TOKEN]"
+)
+def roundtrip(
+    iterations: int, floor_commits: int, flavour: str, runs: int, db: str | None, server: str | None,
+    token: str | None,
+) -> None:  # fmt: skip
+    """W3: start a 1-step workflow and wait for its result, N times in a row; p50/p99.
+
+    With --server, each iteration is one HTTP request to a running server
+    (POST /v1/workflows?wait= of perdure.ping), timed here, in the client.
+    """
+    if server is None:
+        params = {"iterations": iterations, "flavour": flavour, "floor_commits": floor_commits}
+        _report("roundtrip", params, runs, db)
+        return
+    params = {"iterations": iterations, "transport": "http"}
+    results: list[Figures] = []
+    for k in range(runs):
+        click.echo(f"perdure bench roundtrip over HTTP to {server}: run {k + 1}/{runs}", err=True)
+        figures, database = roundtrip_http(server, token, iterations)
+        results.append(figures)
+    store = database.split(":", 1)[0]
+    _emit("roundtrip", params, results, store=store, durability={"server_database": database})
 
 
 @bench.command()
@@ -259,16 +286,20 @@ def _report(kind: str, params: Params, runs: int, db: str | None) -> None:
         click.echo(f"perdure bench {kind} {shown}: run {k + 1}/{runs}", err=True)
         with _database(db, k) as path:
             results.append(_run_once(kind, params, path))
+    _emit(kind, params, results, store="sqlite", durability={"journal_mode": "wal", "synchronous": "FULL"})
+
+
+def _emit(kind: str, params: Params, results: list[Figures], *, store: str, durability: Figures) -> None:
     doc = {
         "system": "perdure",
         "workload": TITLES[kind],
-        "store": "sqlite",
-        "durability": {"journal_mode": "wal", "synchronous": "FULL"},
+        "store": store,
+        "durability": durability,
         "params": params,
-        "runs_n": runs,
+        "runs_n": len(results),
         "figures": summarize(results),
         "runs": results,
-        "measured": MEASURED[kind],
+        "measured": MEASURED_HTTP if params.get("transport") == "http" else MEASURED[kind],
         **environment(),
     }
     click.echo(json.dumps(doc))

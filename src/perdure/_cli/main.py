@@ -6,6 +6,10 @@ import click
 
 import perdure
 from perdure._cli.bench import bench
+from perdure._cli.migrate import migrate
+from perdure._cli.schedules import schedule
+from perdure._cli.serve import server, worker
+from perdure._cli.workflows import workflow
 
 
 @click.group(name="perdure", context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,6 +19,11 @@ def cli() -> None:
 
 
 cli.add_command(bench)
+cli.add_command(server)
+cli.add_command(worker)
+cli.add_command(workflow)
+cli.add_command(schedule)
+cli.add_command(migrate)
 
 
 def main() -> None:

@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 from perdure._model import crashpoints
 from perdure._model.errors import StoreUnavailable
 from perdure._model.records import Op, Outcome
+from perdure._model.stats import Stats
 from perdure._store.protocol import Store
 
 log = logging.getLogger("perdure.writer")
 
 
 class Writer:
-    def __init__(self, store: Store, *, max_batch: int = 5000) -> None:
+    def __init__(self, store: Store, *, max_batch: int = 5000, stats: Stats | None = None) -> None:
         self._store = store
+        self._stats = stats or Stats()
         self._max_batch = max_batch
         self._queue: list[tuple[Sequence[Op], asyncio.Future[list[Outcome]]]] = []
         self._wake = asyncio.Event()
@@ -64,6 +67,7 @@ class Writer:
                 continue
             taken, batch = self._take()
             crashpoints.hit("journal.before_commit")
+            began = time.perf_counter()
             try:
                 outcomes = await self._store.commit(batch)
             except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
@@ -74,6 +78,8 @@ class Writer:
             crashpoints.hit("journal.after_commit_before_ack")
             self.commits += 1
             self.ops += len(batch)
+            self._stats.commit_seconds.observe(time.perf_counter() - began)
+            self._stats.commit_ops.observe(len(batch))
             start = 0
             for ops, fut in taken:
                 end = start + len(ops)

@@ -224,7 +224,9 @@ class Executor:
         if not rows:
             return
         crashpoints.hit("dispatch.after_claim")
+        lag = self.rt.stats.claim_lag
         for n, row in enumerate(rows):
+            lag.observe(max(0.0, claim.now - (row.wake_at if row.wake_at is not None else claim.now)))
             if n == 1:
                 crashpoints.hit("recovery.mid_loop")
             if row.recoveries > 0 and row.status is Status.RUNNING:

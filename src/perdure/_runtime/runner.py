@@ -54,6 +54,7 @@ from perdure._model.records import (
     RetryState,
     Status,
 )
+from perdure._model.stats import Stats
 from perdure._runtime import context
 from perdure._runtime.actors import ActorHost, ActorSession
 from perdure._runtime.attempts import INVOKE, Command, Record, WaitUntil, attempts
@@ -82,6 +83,8 @@ class Runtime:
     """Tell the executor that new work may be ready (a child started here)."""
     actors: ActorHost = field(default_factory=lambda: ActorHost(10_000, 300.0))
     types: dict[int, tuple[dict[str, Any], Any]] = field(default_factory=dict)
+    stats: Stats = field(default_factory=Stats)
+    """Counters for ``/metrics``: each step that ends adds its latency and retries."""
 
     def hints(self, defn: Definition) -> tuple[dict[str, Any], Any]:
         """Parameter types and return type of ``defn``, resolved once."""
@@ -419,6 +422,7 @@ class Activation:
         )  # fmt: skip
 
     def _outcome(self, step: Definition, entry: JournalEntry) -> Any:
+        self.rt.stats.step_ended(entry.ended_at - entry.started_at, entry.attempts, bool(entry.ok))
         if not entry.ok:
             raise _failure(entry)
         # Hand back exactly what replay will hand back.

@@ -106,6 +106,9 @@ class FaultyStore:
             writes=False,
         )
 
+    async def count_instances(self) -> dict[tuple[Status, str], int]:
+        return await self._call(self.inner.count_instances, writes=False)
+
     async def load_journal(self, instance_id: str, *, full: bool = True) -> list[JournalEntry]:
         return await self._call(lambda: self.inner.load_journal(instance_id, full=full), writes=False)
 

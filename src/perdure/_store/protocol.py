@@ -48,6 +48,9 @@ class Store(Protocol):
         self, *, status: Status | None, name: str | None, limit: int, cursor: str | None
     ) -> Page: ...
 
+    async def count_instances(self) -> dict[tuple[Status, str], int]:
+        """How many instances each (status, workflow name) pair has; absent pairs have none."""
+
     async def load_journal(self, instance_id: str, *, full: bool = True) -> list[JournalEntry]:
         """The instance's journal entries in position order; ``full=False`` leaves out
         what only people read (inputs, times)."""

@@ -83,6 +83,9 @@ class RetryingStore:
             lambda: self.inner.list_instances(status=status, name=name, limit=limit, cursor=cursor)
         )
 
+    async def count_instances(self) -> dict[tuple[Status, str], int]:
+        return await self._retry(self.inner.count_instances)
+
     async def load_journal(self, instance_id: str, *, full: bool = True) -> list[JournalEntry]:
         return await self._retry(lambda: self.inner.load_journal(instance_id, full=full))
 

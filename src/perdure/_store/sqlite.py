@@ -611,6 +611,12 @@ class SQLiteStore:
 
         return await self._read(q, "list_instances")
 
+    async def count_instances(self) -> dict[tuple[Status, str], int]:
+        def q(c: sqlite3.Connection) -> dict[tuple[Status, str], int]:
+            return {(Status(s), n): k for s, n, k in c.execute(Q["instance_counts"])}
+
+        return await self._read(q, "count_instances")
+
     async def load_journal(self, instance_id: str, *, full: bool = True) -> list[JournalEntry]:
         # Rows come in JournalEntry's field order, so each row is the constructor's arguments.
         query = Q["journal_load"] if full else Q["journal_replay"]

@@ -116,6 +116,10 @@ FROM journal WHERE instance_id = ? ORDER BY position;
 SELECT position, attempts, last_error, next_at FROM retries WHERE instance_id = ?
 ORDER BY position;
 
+-- name: instance_counts
+-- How many instances each (status, workflow name) has: a scan, done at metrics scrape time.
+SELECT status, name, count(*) FROM instances GROUP BY status, name;
+
 -- name: instance_list
 -- Newest first; the cursor is the last seq seen.
 SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, actor_id, seq

@@ -1,0 +1,3 @@
+"""An app module that fails to import, for the start-up error test."""
+
+RATE = 1 / 0

@@ -1,0 +1,67 @@
+"""The app module the test servers load (``perdure server --app served_app``)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import perdure
+
+
+@dataclass(frozen=True)
+class Order:
+    item: str
+    qty: int
+
+
+@perdure.step
+async def double(x: int) -> int:
+    return 2 * x
+
+
+@perdure.workflow
+async def twice(x: int) -> int:
+    return await double(x)
+
+
+@perdure.workflow
+async def total(order: Order, price: int) -> dict[str, object]:
+    return {"item": order.item, "total": await double(order.qty * price // 2)}
+
+
+@perdure.step
+async def boom(message: str) -> None:
+    raise perdure.NonRetryableError(message)
+
+
+@perdure.workflow
+async def fails(message: str) -> None:
+    await boom(message)
+
+
+@perdure.workflow
+async def inbox(expected: int) -> list[str]:
+    """Collects ``expected`` messages on 'note', publishing progress and answering 'seen'."""
+    seen: list[str] = []
+    perdure.on_query("seen", lambda: list(seen))
+    perdure.set_event("stage", "listening")
+    while len(seen) < expected:
+        note = await perdure.recv("note", type=str)
+        assert note is not None
+        seen.append(note)
+        perdure.set_event("count", len(seen))
+    return seen
+
+
+@perdure.step
+async def slow_step(i: int) -> int:
+    await asyncio.sleep(0.02)
+    return i
+
+
+@perdure.workflow
+async def slow(n: int) -> int:
+    done = 0
+    for i in range(n):
+        done += await slow_step(i)
+    return done
