@@ -129,6 +129,23 @@ def shop_sync(user: str) -> list[int]:
 
 
 @perdure.workflow(registry=reg)
+async def remind_later(user: str) -> str:
+    await perdure.recv("go")
+    return f"reminded {user}"
+
+
+@perdure.actor(registry=reg)
+class Scheduler:
+    def __init__(self, key: str) -> None:
+        self.started: list[str] = []
+
+    async def plan(self, user: str) -> str:
+        child = await perdure.start_child(remind_later, user, id=f"remind-{user}")
+        self.started.append(child.id)
+        return child.id
+
+
+@perdure.workflow(registry=reg)
 async def fire_and_forget(user: str) -> str:
     return await perdure.actor_ref(Counter, user).enqueue(Counter.add, 1)
 
@@ -242,6 +259,20 @@ async def test_a_durable_call_happens_once_however_often_the_caller_replays(tmp_
         assert (await e.actor_state(Counter, "ff"))["value"] == 1
         oplog = (await e.actor_oplog(Counter, "ff")).items
         assert [o.id for o in oplog] == [invocation]
+
+
+async def test_a_workflow_an_actor_starts_outlives_the_call(tmp_path: Path) -> None:
+    async with engine(tmp_path) as e:
+        wid = await e.actor(Scheduler, "s").call(Scheduler.plan, "ada")
+        assert await e.actor_state(Scheduler, "s") == {"started": [wid]}
+        handle = await e.get(wid)
+        assert await handle.status() in (
+            perdure.Status.PENDING,
+            perdure.Status.RUNNING,
+            perdure.Status.WAITING,
+        )
+        await handle.send("go", True)
+        assert await handle.result(timeout=30) == "reminded ada"
 
 
 async def test_def_workflows_and_methods_call_actors_and_ephemeral_ones(tmp_path: Path) -> None:

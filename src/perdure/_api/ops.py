@@ -270,7 +270,7 @@ def start_child(
     /,
     *args: Any,
     id: str | None = None,  # noqa: A002 - the same keyword as Engine.start
-    parent_close: ParentClose = "terminate",
+    parent_close: ParentClose | None = None,
     **kwargs: Any,
 ) -> Awaitable[ChildHandle[R]]:
     """Start ``workflow(*args, **kwargs)`` as a child of the running workflow, exactly once.
@@ -278,12 +278,16 @@ def start_child(
     ``await`` it in async workflows. The child is created in the same commit as the
     parent's journal entry. ``id`` defaults to one derived from the parent's id and
     position. ``parent_close`` says what the parent's end does to a child still
-    running: ``terminate`` (cancel it at once), ``request_cancel`` (cancel it and let
-    it clean up) or ``abandon`` (leave it). Cancelling the parent thus reaches it.
+    running: ``terminate`` (cancel it at once; the default in workflows),
+    ``request_cancel`` (cancel it and let it clean up) or ``abandon`` (leave it; the
+    default in actor methods, whose calls end long before what they start). Cancelling
+    the parent thus reaches it.
     """
     act = context.require_activation("perdure.start_child()")
     if not isinstance(workflow, Workflow):
         raise InvalidArgument(f"start_child() takes a @perdure.workflow function, got {workflow!r}")
+    if parent_close is None:
+        parent_close = "abandon" if act.actor is not None else "terminate"
     if parent_close not in PARENT_CLOSE:
         raise InvalidArgument(f"parent_close must be one of {', '.join(PARENT_CLOSE)}, got {parent_close!r}")
     if id is not None:
