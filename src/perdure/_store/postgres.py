@@ -1,0 +1,528 @@
+"""The PostgreSQL store: psycopg 3, async, a bounded connection pool; many executors share it.
+
+Writes: ``commit`` runs a batch as one transaction in pipeline mode, so a batch
+costs two round trips whatever its size (the fence read, then every write and
+the COMMIT together). Appends lock their instances' rows (``FOR NO KEY
+UPDATE``) before checking the claim token, so a concurrent claim, which moves
+the token, waits or skips them: no stale write lands. Claims take ready rows
+with ``FOR UPDATE SKIP LOCKED``, so executors claiming at once take disjoint
+sets. Commits that make work ready send a NOTIFY; ``subscribe`` listens on
+its own connection and calls back, polling staying the fallback.
+
+Errors: connection loss, admin shutdown, serialization failures and deadlocks
+are ``StoreUnavailable`` (the RetryingStore resubmits; every operation is
+idempotent); the rest is permanent. Credentials never appear in ``url`` or in
+messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from itertools import starmap
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import msgspec
+import psycopg
+from psycopg import errors, sql
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from perdure._model.errors import (
+    IncompatibleDatabase,
+    InvalidArgument,
+    StoreError,
+    StoreIntegrityError,
+    StoreUnavailable,
+)
+from perdure._model.records import (
+    TERMINAL,
+    Append,
+    Beat,
+    Claim,
+    CreateInstance,
+    CreateSchedule,
+    DeleteSchedule,
+    ExecutorRow,
+    ExpireExecutor,
+    FireSchedule,
+    InstanceRow,
+    JournalEntry,
+    Op,
+    Outcome,
+    Page,
+    PauseSchedule,
+    RequestCancel,
+    Resume,
+    RetryState,
+    RunRow,
+    ScheduleRow,
+    Send,
+    Status,
+)
+from perdure._store import migrate
+from perdure._store.rows import (
+    fence,
+    insert_params,
+    instance_row,
+    message_params,
+    parse_cursor,
+    schedule_row,
+)
+from perdure._store.sql import queries
+
+T = TypeVar("T")
+Q = queries("postgres")
+DIALECT = "postgres"
+SCHEMES = ("postgresql", "postgres")
+DEFAULT_POOL = 8
+log = logging.getLogger("perdure.store")
+
+
+class PostgresURL(msgspec.Struct, frozen=True, kw_only=True):
+    conninfo: str
+    """What psycopg connects with (credentials included)."""
+    shown: str
+    """The URL without user, password or parameters: safe to print."""
+    pool_size: int
+    """Connections this process may hold for reads and writes (one more listens)."""
+
+
+def parse_url(url: str) -> PostgresURL:
+    """``postgresql://user:pw@host:port/db?pool_size=8&sslmode=...``; perdure reads ``pool_size``,
+    libpq the rest."""
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
+        raise InvalidArgument(
+            f"not a PostgreSQL URL; use postgresql://user@host:5432/database, got scheme {parts.scheme!r}"
+        )
+    host = parts.hostname or "localhost"
+    try:
+        port = parts.port
+    except ValueError:
+        raise InvalidArgument(
+            f"the port of the PostgreSQL URL postgresql://{host}:... is not a number"
+        ) from None
+    database = parts.path.lstrip("/")
+    shown = f"postgresql://{host}{f':{port}' if port else ''}/{database}"
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    pool_size = DEFAULT_POOL
+    rest = []
+    for key, value in params:
+        if key != "pool_size":
+            rest.append((key, value))
+        elif not value.isdigit() or not 1 <= int(value) <= 1000:
+            raise InvalidArgument(f"pool_size={value!r} in {shown}: must be an integer from 1 to 1000")
+        else:
+            pool_size = int(value)
+    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(rest), ""))
+    return PostgresURL(conninfo=conninfo, shown=shown, pool_size=pool_size)
+
+
+_TRANSIENT = (
+    errors.SerializationFailure,
+    errors.DeadlockDetected,
+    errors.LockNotAvailable,
+    errors.AdminShutdown,
+    errors.CannotConnectNow,
+    errors.TooManyConnections,
+    errors.QueryCanceled,
+)
+_PERMANENT_CONNECT = ("does not exist", "authentication failed", "no password supplied", "not permitted")
+
+
+def map_error(exc: Exception, where: str) -> StoreError:
+    """The StoreError a psycopg (or pool) error stands for: transient or permanent."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, PoolTimeout):
+        return StoreUnavailable(f"{where}: no database connection free or reachable ({text})")
+    if isinstance(exc, _TRANSIENT):
+        return StoreUnavailable(f"{where}: {text}; retrying may help")
+    if isinstance(exc, (errors.UndefinedTable, errors.UndefinedColumn, errors.UndefinedFunction)):
+        return IncompatibleDatabase(
+            f"{where} is not a perdure database this version can read ({text}); "
+            "point perdure at an empty database or schema"
+        )
+    if isinstance(exc, psycopg.IntegrityError):
+        return StoreIntegrityError(f"{where}: {text}")
+    if isinstance(exc, psycopg.OperationalError) and any(p in text for p in _PERMANENT_CONNECT):
+        return StoreIntegrityError(f"{where}: cannot use this database ({text}); check the URL")
+    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+        return StoreUnavailable(f"{where}: {text}")  # connection refused, lost or closed
+    return StoreIntegrityError(f"{where}: {text}")
+
+
+class _Tx:
+    """One transaction in pipeline mode: writes are queued, a read waits for all before it."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], pipeline: psycopg.AsyncPipeline) -> None:
+        self.conn = conn
+        self.pipeline = pipeline
+        self.cur = conn.cursor()
+
+    async def rows(self, query: str, params: Any) -> list[tuple[Any, ...]]:
+        cur = self.conn.cursor()
+        await cur.execute(query, params)
+        await self.pipeline.sync()
+        return await cur.fetchall()
+
+    async def count(self, query: str, params: Any) -> int:
+        cur = self.conn.cursor()
+        await cur.execute(query, params)
+        await self.pipeline.sync()
+        return cur.rowcount
+
+    async def run(self, query: str, params: Any) -> None:
+        await self.cur.execute(query, params)
+
+    async def many(self, query: str, rows: Sequence[Any]) -> None:
+        await self.cur.executemany(query, rows)
+
+
+async def _claim(tx: _Tx, op: Claim) -> list[InstanceRow]:
+    again = await tx.rows(Q["claim_repeat"], (op.executor, op.claim_id))
+    if again:
+        return [instance_row(r) for r in again]
+    params = {
+        "executor": op.executor,
+        "claim_id": op.claim_id,
+        "now": op.now,
+        "lease_now": op.lease_now,
+        "limit": op.limit,
+    }
+    return [instance_row(r) for r in await tx.rows(Q["claim_ready"], params)]
+
+
+async def _create(tx: _Tx, op: CreateInstance) -> bool:
+    return await tx.count(Q["instance_insert"], insert_params(op.row)) == 1
+
+
+async def _beat(tx: _Tx, op: Beat) -> None:
+    await tx.run(Q["executor_beat"], (op.executor, op.host, op.pid, op.expires_at))
+
+
+async def _expire(tx: _Tx, op: ExpireExecutor) -> None:
+    await tx.run(Q["executor_expire"], (op.executor,))
+
+
+async def _status(tx: _Tx, instance_id: str) -> Status | None:
+    found = await tx.rows(Q["status_of"], (instance_id,))
+    return Status(found[0][0]) if found else None
+
+
+async def _resume(tx: _Tx, op: Resume) -> Status | None:
+    status = await _status(tx, op.instance_id)
+    if status is not None:
+        await tx.run(Q["resume"], (op.now, op.now, op.instance_id))
+    return status
+
+
+async def _create_schedule(tx: _Tx, op: CreateSchedule) -> bool:
+    row = msgspec.structs.asdict(op.row)
+    row["paused"] = int(op.row.paused)
+    return await tx.count(Q["schedule_insert"], row) == 1
+
+
+async def _fire_schedule(tx: _Tx, op: FireSchedule) -> bool:
+    won = await tx.count(
+        Q["schedule_fire"],
+        {"id": op.schedule_id, "expected_next_at": op.expected_next_at,
+         "expected_buffered_at": op.expected_buffered_at, "new_next_at": op.new_next_at,
+         "buffered_at": op.buffered_at, "now": op.now,
+         "last_instance": op.starts[-1].id if op.starts else None},
+    ) == 1  # fmt: skip
+    if won and op.starts:
+        await tx.many(Q["instance_insert"], [insert_params(r) for r in op.starts])
+    return won
+
+
+async def _pause_schedule(tx: _Tx, op: PauseSchedule) -> bool:
+    params = {"id": op.schedule_id, "paused": int(op.paused), "next_at": op.next_at, "now": op.now}
+    return await tx.count(Q["schedule_pause"], params) == 1
+
+
+async def _delete_schedule(tx: _Tx, op: DeleteSchedule) -> bool:
+    return await tx.count(Q["schedule_delete"], (op.schedule_id,)) == 1
+
+
+async def _cancel(tx: _Tx, op: RequestCancel) -> Status | None:
+    found = await tx.rows(Q["cancel_request"], {"now": op.now, "id": op.instance_id})
+    if found:
+        if found[0][0] == Status.CANCELLED:  # ended without running: close its children, tell its parent
+            await tx.run(Q["children_close"], {"now": op.now, "id": op.instance_id})
+            await tx.run(Q["parent_wake"], {"now": op.now, "id": op.instance_id})
+        return Status(found[0][0])
+    return await _status(tx, op.instance_id)
+
+
+async def _send(tx: _Tx, op: Send) -> Status | bool | None:
+    status = await _status(tx, op.message.target)
+    if status is None:
+        return None
+    if status not in TERMINAL:
+        message = message_params(op.message)
+        for name in ("message_lock", "message_insert", "message_wake"):
+            await tx.run(Q[name], message)
+    elif await tx.rows(Q["message_sent"], (op.message.target, op.message.sender_key)):
+        return True  # delivered before the target ended: a retried commit, or a repeated key
+    return status
+
+
+_APPLY: dict[type, Callable[[_Tx, Any], Awaitable[Outcome]]] = {
+    CreateInstance: _create,
+    Claim: _claim,
+    Beat: _beat,
+    ExpireExecutor: _expire,
+    RequestCancel: _cancel,
+    Resume: _resume,
+    Send: _send,
+    CreateSchedule: _create_schedule,
+    FireSchedule: _fire_schedule,
+    PauseSchedule: _pause_schedule,
+    DeleteSchedule: _delete_schedule,
+}
+"""The non-append operations, by type."""
+
+
+def wakes_others(batch: Sequence[Op]) -> bool:
+    """True if the batch may make work ready for another executor (so it sends a NOTIFY)."""
+    for op in batch:
+        if isinstance(op, Append):
+            u = op.update
+            if op.children or op.sends or (u is not None and u.status is Status.WAITING):
+                return True
+        elif isinstance(op, CreateInstance):
+            if op.row.owner is None:
+                return True
+        elif not isinstance(op, (Claim, Beat)):
+            return True
+    return False
+
+
+class PostgresStore:
+    """A ``Store`` on one PostgreSQL database (its ``current_schema()``)."""
+
+    dialect = DIALECT
+
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        parsed = parse_url(url)
+        self.url = parsed.shown
+        self.pool_size = parsed.pool_size
+        self._conninfo = parsed.conninfo
+        self._timeout = timeout
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self._channel = "perdure"
+        self._callbacks: list[Callable[[], None]] = []
+        self._listener: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # --- connections ---------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        schema = await asyncio.to_thread(self._migrate)
+        self._channel = f"perdure:{schema}"[:63]
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            self._conninfo,
+            min_size=1,
+            max_size=self.pool_size,
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(self._timeout))},
+            timeout=self._timeout,
+            open=False,
+            name="perdure",
+        )
+        try:
+            await pool.open(wait=True, timeout=self._timeout)
+        except (PoolTimeout, psycopg.Error) as exc:
+            await pool.close()
+            raise map_error(exc, f"{self.url} (open)") from exc
+        self._pool = pool
+        if self._callbacks:
+            self._start_listener()
+
+    def _migrate(self) -> str:
+        """Create or migrate the schema under an advisory lock; returns the schema's name."""
+        where = self.url
+        try:
+            with psycopg.connect(self._conninfo, connect_timeout=max(1, int(self._timeout))) as conn:
+                conn.execute(Q["migrate_lock"])
+                schema = conn.execute("SELECT current_schema()").fetchone()
+                if schema is None or schema[0] is None:
+                    raise IncompatibleDatabase(
+                        f"{where} has no schema to create tables in; check search_path"
+                    )
+                tables = [r[0] for r in conn.execute(Q["tables"]).fetchall()]
+                migrate.apply(conn, DIALECT, tables, f"{where} (schema {schema[0]})")
+                return str(schema[0])
+        except psycopg.Error as exc:
+            raise map_error(exc, f"{where} (open)") from exc
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        if self._pool is not None:
+            await self._pool.close()
+
+    @asynccontextmanager
+    async def _conn(self, where: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        if self._closed or self._pool is None:
+            raise StoreUnavailable(f"{self.url} is {'closed' if self._closed else 'not open'}")
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except (PoolTimeout, psycopg.Error) as exc:
+            raise map_error(exc, f"{self.url} ({where})") from exc
+
+    # --- wake-ups ------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on this loop) whenever another commit may have made work ready."""
+        self._callbacks.append(callback)
+        if self._pool is not None and self._listener is None:
+            self._start_listener()
+
+    def _start_listener(self) -> None:
+        self._listener = asyncio.get_running_loop().create_task(self._listen(), name="perdure-listen")
+
+    def _wake(self) -> None:
+        for callback in self._callbacks:
+            callback()
+
+    async def _listen(self) -> None:
+        """LISTEN on a connection of its own (one beyond the pool); reconnect with backoff."""
+        delay = 0.1
+        while not self._closed:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True, connect_timeout=max(1, int(self._timeout))
+                ) as conn:
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                    delay = 0.1
+                    self._wake()  # what was notified while not listening
+                    async for _ in conn.notifies():
+                        self._wake()
+            except psycopg.Error as exc:
+                log.debug("listening for wake-ups failed (%s); polling until reconnected", exc)
+            await asyncio.sleep(random.uniform(delay / 2, delay))
+            delay = min(delay * 2, 5.0)
+
+    # --- the write entry -----------------------------------------------------
+
+    async def commit(self, batch: Sequence[Op]) -> list[Outcome]:
+        async with self._conn("commit") as conn:
+            async with conn.pipeline() as pipeline, conn.transaction():
+                tx = _Tx(conn, pipeline)
+                outcomes: list[Outcome] = []
+                i = 0
+                while i < len(batch):
+                    if isinstance(batch[i], Append):
+                        # A run of appends (the hot path) goes in a few set-wise statements.
+                        j = i + 1
+                        while j < len(batch) and isinstance(batch[j], Append):
+                            j += 1
+                        outcomes.extend(await self._append(tx, batch[i:j]))  # type: ignore[arg-type]
+                        i = j
+                    else:
+                        apply = _APPLY.get(type(batch[i]))
+                        if apply is None:
+                            raise TypeError(f"unknown store operation {type(batch[i]).__name__}")
+                        outcomes.append(await apply(tx, batch[i]))
+                        i += 1
+                if wakes_others(batch):
+                    await tx.run(Q["wake"], (self._channel,))
+            return outcomes
+
+    async def _append(self, tx: _Tx, ops: Sequence[Append]) -> list[Outcome]:
+        ids = sorted({op.instance_id for op in ops})
+        found = await tx.rows(Q["instance_fences"], (ids,))
+        outcomes, rows = fence(ops, {iid: (token, cancel) for iid, token, cancel in found})
+        for query, params in rows.statements(lock_messages=True):
+            await tx.many(Q[query], params)
+        return list(outcomes)
+
+    # --- reads ---------------------------------------------------------------
+
+    async def _fetch(self, where: str, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+        async with self._conn(where) as conn:
+            cur = await conn.execute(query, params)
+            return await cur.fetchall()
+
+    async def get_instance(self, instance_id: str) -> InstanceRow | None:
+        found = await self._fetch("get_instance", Q["instance_get"], (instance_id,))
+        return instance_row(found[0]) if found else None
+
+    async def get_instances(self, instance_ids: Sequence[str]) -> list[InstanceRow]:
+        found = await self._fetch("get_instances", Q["instance_get_many"], (list(instance_ids),))
+        return [instance_row(r) for r in found]
+
+    async def list_instances(
+        self, *, status: Status | None, name: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        params = {
+            "status": status.value if status else None,
+            "name": name,
+            "before": parse_cursor(cursor),
+            "limit": limit + 1,
+        }
+        rows = await self._fetch("list_instances", Q["instance_list"], params)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        nxt = f"s{rows[-1][-1]}" if more and rows else None
+        return Page(items=[instance_row(r) for r in rows], cursor=nxt)
+
+    async def load_journal(self, instance_id: str, *, full: bool = True) -> list[JournalEntry]:
+        # Rows come in JournalEntry's field order, so each row is the constructor's arguments.
+        query = Q["journal_load"] if full else Q["journal_replay"]
+        return list(starmap(JournalEntry, await self._fetch("load_journal", query, (instance_id,))))
+
+    async def load_retries(self, instance_id: str) -> list[RetryState]:
+        return [
+            RetryState(position=p, attempts=a, last_error=err, next_at=n)
+            for p, a, err, n in await self._fetch("load_retries", Q["retries_load"], (instance_id,))
+        ]
+
+    async def list_executors(self) -> list[ExecutorRow]:
+        return [
+            ExecutorRow(id=i, host=h, pid=p, expires_at=x)
+            for i, h, p, x in await self._fetch("list_executors", Q["executors_all"])
+        ]
+
+    async def schema_version(self) -> int:
+        return int((await self._fetch("schema_version", Q["meta_get"], ("schema_version",)))[0][0])
+
+    async def next_message(self, instance_id: str, topic: str) -> tuple[int, bytes] | None:
+        found = await self._fetch("next_message", Q["message_next"], (instance_id, topic))
+        return (int(found[0][0]), bytes(found[0][1])) if found else None
+
+    async def get_event(self, instance_id: str, key: str) -> bytes | None:
+        found = await self._fetch("get_event", Q["event_get"], (instance_id, key))
+        return bytes(found[0][0]) if found else None
+
+    async def load_runs(self, instance_id: str) -> list[RunRow]:
+        return [
+            RunRow(run=r, input=i, steps=n, ended_at=e)
+            for r, i, n, e in await self._fetch("load_runs", Q["runs_load"], (instance_id,))
+        ]
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRow | None:
+        found = await self._fetch("get_schedule", Q["schedule_get"], (schedule_id,))
+        return schedule_row(found[0]) if found else None
+
+    async def list_schedules(self) -> list[ScheduleRow]:
+        return [schedule_row(r) for r in await self._fetch("list_schedules", Q["schedules_all"])]
+
+    async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
+        found = await self._fetch("due_schedules", Q["schedules_due"], {"now": now, "limit": limit})
+        return [schedule_row(r) for r in found]
+
+    async def next_wake_at(self) -> float | None:
+        found = (await self._fetch("next_wake_at", Q["next_wake_at"]))[0][0]
+        return None if found is None else float(found)
