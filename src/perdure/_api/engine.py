@@ -73,13 +73,23 @@ def _positive(name: str, value: object, *, integer: bool = False) -> None:
 
 
 def open_store(url: str, *, busy_timeout: float) -> tuple[Store, Path | None]:
-    """The store a URL names, and the directory for executor lock files (same machine only)."""
+    """The store a URL names, and the directory for executor lock files (same machine only:
+    SQLite; PostgreSQL executors learn of each other's death by lease expiry)."""
     if not isinstance(url, str):
         raise InvalidArgument(f"the database URL must be a str, got {type(url).__name__}")
-    scheme = url.split(":", 1)[0]
+    scheme = url.split(":", 1)[0] if ":" in url else ""
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from perdure._store.postgres import PostgresStore  # psycopg loads only when used
+        except ImportError as exc:
+            raise InvalidArgument(
+                f"PostgreSQL needs psycopg ({exc.name} is missing); install perdure[postgres]"
+            ) from None
+        return PostgresStore(url), None
     if scheme != "sqlite":
         raise InvalidArgument(
-            f"unsupported database URL scheme {scheme!r} in {url!r}; use sqlite:///path/to/file.db"
+            f"unsupported database URL scheme {scheme!r}; use sqlite:///path/to/file.db "
+            "or postgresql://user@host:5432/database"
         )
     path, sync = parse_url(url)
     return SQLiteStore(path, synchronous=sync, busy_timeout=busy_timeout), Path(f"{path}-executors")
@@ -90,7 +100,9 @@ class Engine(ScheduleMethods):
 
     Args:
         url: ``sqlite:///relative.db`` or ``sqlite:////absolute.db``
-            (``?synchronous=NORMAL`` survives process crashes but not power loss).
+            (``?synchronous=NORMAL`` survives process crashes but not power loss), or
+            ``postgresql://user@host:5432/database`` (``?pool_size=N``: connections
+            per process, 8 by default, plus one that listens for wake-ups).
         registry: where to find workflows and steps; the decorators' default registry.
         executor: run workflows in this process (default). ``False`` makes a client
             that only starts, inspects and steers instances other processes run.
@@ -139,6 +151,8 @@ class Engine(ScheduleMethods):
         crashpoints.arm_from_env()
         store, lock_dir = open_store(url, busy_timeout=busy_timeout)
         self.url = store.url
+        self._subscribe = getattr(store, "subscribe", None)
+        """Wake-ups from other processes' commits (PostgreSQL LISTEN/NOTIFY), if the store has them."""
         faults = os.environ.get("PERDURE_STORE_FAULTS", "")
         if faults:
             store = FaultyStore(store, parse_faults(faults), crashpoints.seed_from_env())
@@ -205,6 +219,8 @@ class Engine(ScheduleMethods):
                 on_end=self._ended,
             )
             await self._executor.start()
+            if self._subscribe is not None:
+                self._subscribe(self._executor.nudge)
 
     async def close(self, grace: float = 10.0) -> None:
         """Stop the executor (running instances get ``grace`` seconds), flush, close."""
