@@ -1,8 +1,8 @@
 """The PostgreSQL store: psycopg 3, async, a bounded connection pool; many executors share it.
 
-Writes: ``commit`` runs a batch as one transaction in pipeline mode, so a batch
-costs two round trips whatever its size (the fence read, then every write and
-the COMMIT together). Appends lock their instances' rows (``FOR NO KEY
+Writes: ``commit`` runs a batch as one transaction of few round trips whatever
+its size: the fence read, then every write and the COMMIT as one multi-statement
+query (parameters bound client-side). Appends lock their instances' rows (``FOR NO KEY
 UPDATE``) before checking the claim token, so a concurrent claim, which moves
 the token, waits or skips them: no stale write lands. Claims take ready rows
 with ``FOR UPDATE SKIP LOCKED``, so executors claiming at once take disjoint
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from itertools import starmap
@@ -155,31 +156,74 @@ def map_error(exc: Exception, where: str) -> StoreError:
     return StoreIntegrityError(f"{where}: {text}")
 
 
-class _Tx:
-    """One transaction in pipeline mode: writes are queued, a read waits for all before it."""
+def _split_values(query: str) -> tuple[str, str, str]:
+    """(up to VALUES, the tuple, the rest) of an INSERT with one VALUES tuple."""
+    m = re.search(r"VALUES\s*(\([^()]*\))", query)
+    assert m is not None, "not an INSERT with one VALUES tuple"
+    return query[: m.start(1)], m.group(1), query[m.end(1) :]
 
-    def __init__(self, conn: psycopg.AsyncConnection[Any], pipeline: psycopg.AsyncPipeline) -> None:
-        self.conn = conn
-        self.pipeline = pipeline
-        self.cur = conn.cursor()
+
+_MULTIROW = {
+    Q[name]: _split_values(Q[name]) for name in ("journal_insert", "instance_insert", "instance_create")
+}
+"""Inserts that may take many VALUES tuples: ON CONFLICT DO NOTHING is fine with repeats
+within one statement (DO UPDATE is not, so the upserts run row by row)."""
+
+
+class _Tx:
+    """One transaction as few round trips as possible: writes are bound client-side and
+    queued as text; a read sends everything queued with it as one multi-statement query,
+    and the COMMIT goes with the last writes. (psycopg's pipeline mode does the same with
+    far more CPU per statement.)"""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.cur = psycopg.AsyncClientCursor(conn)
+        self.queued: list[str] = ["BEGIN"]
+        self.begun = False
+
+    async def _send(self, last: str) -> None:
+        self.queued.append(last)
+        text = ";\n".join(self.queued)
+        self.queued = []
+        self.begun = True
+        await self.cur.execute(text)
+        while self.cur.nextset():  # to the last statement's result
+            pass
 
     async def rows(self, query: str, params: Any) -> list[tuple[Any, ...]]:
-        cur = self.conn.cursor()
-        await cur.execute(query, params)
-        await self.pipeline.sync()
-        return await cur.fetchall()
+        await self._send(self.cur.mogrify(query, params))
+        return await self.cur.fetchall()
 
     async def count(self, query: str, params: Any) -> int:
-        cur = self.conn.cursor()
-        await cur.execute(query, params)
-        await self.pipeline.sync()
-        return cur.rowcount
+        await self._send(self.cur.mogrify(query, params))
+        return self.cur.rowcount
 
     async def run(self, query: str, params: Any) -> None:
-        await self.cur.execute(query, params)
+        self.queued.append(self.cur.mogrify(query, params))
 
     async def many(self, query: str, rows: Sequence[Any]) -> None:
-        await self.cur.executemany(query, rows)
+        """Run ``query`` once per row: as one multi-row statement if it is an INSERT whose
+        VALUES tuple may repeat (``MULTIROW``), else one statement per row."""
+        if len(rows) > 1 and query in _MULTIROW:
+            self.queued.append(self._multirow(query, rows))
+        else:
+            self.queued.extend(self.cur.mogrify(query, r) for r in rows)
+
+    def _multirow(self, query: str, rows: Sequence[Any]) -> str:
+        head, values, tail = _MULTIROW[query]
+        return head + ", ".join(self.cur.mogrify(values, r) for r in rows) + tail
+
+    async def rows_of_many(self, query: str, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Like ``many`` for a multi-row INSERT ... RETURNING, and what it returned."""
+        await self._send(self._multirow(query, rows))
+        return await self.cur.fetchall()
+
+    async def commit(self) -> None:
+        await self._send("COMMIT")
+
+    async def rollback(self) -> None:
+        if self.begun and not self.cur.connection.closed:
+            await self.cur.execute("ROLLBACK")
 
 
 async def _claim(tx: _Tx, op: Claim) -> list[InstanceRow]:
@@ -196,8 +240,15 @@ async def _claim(tx: _Tx, op: Claim) -> list[InstanceRow]:
     return [instance_row(r) for r in await tx.rows(Q["claim_ready"], params)]
 
 
-async def _create(tx: _Tx, op: CreateInstance) -> bool:
-    return await tx.count(Q["instance_insert"], insert_params(op.row)) == 1
+async def _create_many(tx: _Tx, ops: Sequence[CreateInstance]) -> list[bool]:
+    """Insert-or-ignore the rows in one statement; True for each that is new (the first of
+    repeated ids in the batch)."""
+    new = {r[0] for r in await tx.rows_of_many(Q["instance_create"], [insert_params(op.row) for op in ops])}
+    outcomes = []
+    for op in ops:
+        outcomes.append(op.row.id in new)
+        new.discard(op.row.id)
+    return outcomes
 
 
 async def _beat(tx: _Tx, op: Beat) -> None:
@@ -272,7 +323,6 @@ async def _send(tx: _Tx, op: Send) -> Status | bool | None:
 
 
 _APPLY: dict[type, Callable[[_Tx, Any], Awaitable[Outcome]]] = {
-    CreateInstance: _create,
     Claim: _claim,
     Beat: _beat,
     ExpireExecutor: _expire,
@@ -418,27 +468,40 @@ class PostgresStore:
 
     async def commit(self, batch: Sequence[Op]) -> list[Outcome]:
         async with self._conn("commit") as conn:
-            async with conn.pipeline() as pipeline, conn.transaction():
-                tx = _Tx(conn, pipeline)
-                outcomes: list[Outcome] = []
-                i = 0
-                while i < len(batch):
-                    if isinstance(batch[i], Append):
-                        # A run of appends (the hot path) goes in a few set-wise statements.
-                        j = i + 1
-                        while j < len(batch) and isinstance(batch[j], Append):
-                            j += 1
-                        outcomes.extend(await self._append(tx, batch[i:j]))  # type: ignore[arg-type]
-                        i = j
-                    else:
-                        apply = _APPLY.get(type(batch[i]))
-                        if apply is None:
-                            raise TypeError(f"unknown store operation {type(batch[i]).__name__}")
-                        outcomes.append(await apply(tx, batch[i]))
-                        i += 1
+            tx = _Tx(conn)
+            try:
+                outcomes = await self._apply(tx, batch)
                 if wakes_others(batch):
                     await tx.run(Q["wake"], (self._channel,))
+                await tx.commit()
+            except BaseException:
+                await tx.rollback()
+                raise
             return outcomes
+
+    async def _apply(self, tx: _Tx, batch: Sequence[Op]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        i = 0
+        while i < len(batch):
+            kind = type(batch[i])
+            if kind is Append or kind is CreateInstance:
+                # A run of appends (the hot path) or of starts goes in a few set-wise statements.
+                j = i + 1
+                while j < len(batch) and type(batch[j]) is kind:
+                    j += 1
+                run = batch[i:j]
+                if kind is Append:
+                    outcomes.extend(await self._append(tx, run))  # type: ignore[arg-type]
+                else:
+                    outcomes.extend(await _create_many(tx, run))  # type: ignore[arg-type]
+                i = j
+            else:
+                apply = _APPLY.get(type(batch[i]))
+                if apply is None:
+                    raise TypeError(f"unknown store operation {type(batch[i]).__name__}")
+                outcomes.append(await apply(tx, batch[i]))
+                i += 1
+        return outcomes
 
     async def _append(self, tx: _Tx, ops: Sequence[Append]) -> list[Outcome]:
         ids = sorted({op.instance_id for op in ops})

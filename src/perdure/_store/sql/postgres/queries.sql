@@ -24,6 +24,15 @@ INSERT INTO instances
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (id) DO NOTHING;
 
+-- name: instance_create
+-- Many rows in one statement (the VALUES tuple repeats); the ids it returns were new.
+INSERT INTO instances
+    (id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token,
+     recoveries, park_reason, cancel_requested, parent_id, parent_close, deadline)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (id) DO NOTHING
+RETURNING id;
+
 -- name: instance_fences
 -- The claim tokens of a set of instances, locked until the commit: a claim (which moves the
 -- token) waits or skips them, so the token read here stays true for every write that follows.
