@@ -128,3 +128,42 @@ def test_help_lists_the_workloads() -> None:
     for name in ("floor", "steps-seq", "throughput", "roundtrip", "recovery", "replay"):
         assert name in proc.stdout
     assert "_once" not in proc.stdout
+
+
+def test_bench_on_postgres_runs_each_workload_in_a_fresh_schema_and_drops_it(postgres_url: str) -> None:
+    import psycopg
+
+    def schemas() -> set[str]:
+        with psycopg.connect(postgres_url) as conn:
+            rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'perdure_bench_%'")
+            return {r[0] for r in rows}
+
+    before = schemas()
+    (floor,) = bench("floor", "--commits", "5", "--runs", "1", "--db", postgres_url)
+    (w1,) = bench("steps-seq", "--steps", "5", "--floor-commits", "5", "--runs", "1", "--db", postgres_url)
+    (w2,) = bench(
+        "throughput",
+        "--workflows",
+        "5",
+        "--steps",
+        "2",
+        "--flavour",
+        "async",
+        "--runs",
+        "1",
+        "--db",
+        postgres_url,
+    )
+    for doc in (floor, w1, w2):
+        assert doc["store"] == "postgres"
+        assert doc["durability"]["synchronous_commit"] in {
+            "on",
+            "remote_apply",
+            "remote_write",
+            "local",
+            "off",
+        }
+    assert floor["figures"]["us_per_commit"] > 0
+    assert w1["figures"]["floor_us_per_commit"] > 0
+    assert w2["figures"]["bad_results"] == 0
+    assert schemas() == before, "every run's schema is dropped"

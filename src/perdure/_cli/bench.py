@@ -5,7 +5,9 @@ threads and warm caches never carry over from one run to the next. The parent
 prints one JSON object per workload (and per flavour, for ``throughput``): the
 median of the runs as ``figures``, every run under ``runs``, with the
 parameters, what exactly was measured, versions and machine. Progress goes to
-stderr, JSON to stdout. Durability is the engine's default: WAL, synchronous=FULL.
+stderr, JSON to stdout. Durability is the engine's default: WAL, synchronous=FULL
+on SQLite; synchronous_commit as the server has it (on by default) on PostgreSQL,
+where each run gets a fresh schema of the ``--db`` database, dropped afterwards.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sqlite3
 import statistics
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -30,6 +33,7 @@ import click
 import perdure
 from perdure._cli.sleepers import run_sleepers
 from perdure._cli.workloads import (
+    BENCH_URL,
     EXECUTORS,
     FLAVOURS,
     RUNS,
@@ -54,8 +58,10 @@ TITLES = {
 }
 MEASURED = {
     "floor": (
-        "wall time of N commits of one single-row INSERT each (BEGIN IMMEDIATE; INSERT; COMMIT) on a raw "
-        "sqlite3 connection in WAL mode with synchronous=FULL, divided by N, after 20 warm-up commits"
+        "wall time of N commits of one single-row INSERT each, divided by N, after 20 warm-up commits: "
+        "SQLite: BEGIN IMMEDIATE; INSERT; COMMIT on a raw sqlite3 connection in WAL mode with "
+        "synchronous=FULL; PostgreSQL: one INSERT in autocommit on a raw psycopg connection (one round "
+        "trip, one WAL flush)"
     ),
     "steps-seq": (
         "wall time from engine.start() to result() of one workflow running N sequential no-op steps, "
@@ -114,7 +120,8 @@ def _common(fn: F) -> F:
         "--db",
         metavar="URL",
         default=None,
-        help="sqlite:///path of a new database file (default: a fresh file in a temporary directory)",
+        help="sqlite:///path of a new database file (default: a fresh file in a temporary directory), "
+        "or postgresql://user@host:port/database (each run gets a fresh schema there, dropped after)",
     )(fn)
     fn = click.option(
         "--runs", default=3, show_default=True, type=click.IntRange(1), help="runs; the median is reported"
@@ -137,7 +144,7 @@ def _flavour(default: str, *, both: bool = False) -> Callable[[F], F]:
 @click.option("--commits", default=2000, show_default=True, type=click.IntRange(1))
 @_common
 def floor(commits: int, runs: int, db: str | None) -> None:
-    """The storage floor: us per durable single-row commit on raw sqlite3."""
+    """The storage floor: us per durable single-row commit on a raw connection (sqlite3 or psycopg)."""
     _report("floor", {"commits": commits}, runs, db)
 
 
@@ -233,16 +240,17 @@ def executor(role: str, params: str) -> None:
 
 def _report(kind: str, params: Params, runs: int, db: str | None) -> None:
     results: list[Figures] = []
+    postgres = db if db is not None and db.split(":", 1)[0] in POSTGRES else None
     for k in range(runs):
         shown = " ".join(f"{key}={value}" for key, value in params.items())
         click.echo(f"perdure bench {kind} {shown}: run {k + 1}/{runs}", err=True)
-        with _database(db, k) as path:
+        with _schema(postgres) if postgres else _database(db, k) as path:
             results.append(_run_once(kind, params, path))
     doc = {
         "system": "perdure",
         "workload": TITLES[kind],
-        "store": "sqlite",
-        "durability": {"journal_mode": "wal", "synchronous": "FULL"},
+        "store": "postgres" if postgres else "sqlite",
+        "durability": _server(postgres) if postgres else {"journal_mode": "wal", "synchronous": "FULL"},
         "params": params,
         "runs_n": runs,
         "figures": summarize(results),
@@ -268,6 +276,49 @@ def _run_once(kind: str, params: Params, db: Path) -> Figures:
         return last_json(proc.stdout, f"a {kind} run")
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+POSTGRES = ("postgresql", "postgres")
+
+
+def _admin(url: str) -> Any:
+    """A psycopg connection to the --db database, for making and dropping the runs' schemas."""
+    import psycopg  # only with --db postgresql://...
+
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise click.UsageError(f"cannot connect to the --db PostgreSQL database: {first}") from None
+
+
+@contextmanager
+def _schema(url: str) -> Iterator[Path]:
+    """A fresh schema for one run (its processes find it in PERDURE_BENCH_URL), and a
+    temporary directory for the run's side files; both removed after."""
+    name = f"perdure_bench_{uuid.uuid4().hex[:12]}"
+    with _admin(url) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    tmp = Path(tempfile.mkdtemp(prefix="perdure-bench-"))
+    sep = "&" if "?" in url else "?"
+    os.environ[BENCH_URL] = f"{url}{sep}options=-csearch_path%3D{name}"
+    try:
+        yield tmp / "bench.db"
+    finally:
+        os.environ.pop(BENCH_URL, None)
+        shutil.rmtree(tmp, ignore_errors=True)
+        with _admin(url) as conn:
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+def _server(url: str) -> Figures:
+    """What the PostgreSQL server's durability settings and version are."""
+    with _admin(url) as conn:
+        found = {
+            name: conn.execute(f"SHOW {name}").fetchone()[0]
+            for name in ("synchronous_commit", "fsync", "wal_sync_method", "server_version")
+        }
+    return found
 
 
 @contextmanager
@@ -296,7 +347,8 @@ def _path_of(url: str) -> Path:
     prefix = "sqlite:///"
     if not url.startswith(prefix) or len(url) == len(prefix):
         raise click.BadParameter(
-            f"{url!r} is not a SQLite URL; use sqlite:///relative.db or sqlite:////absolute.db",
+            f"{url!r} is neither a SQLite nor a PostgreSQL URL; use sqlite:///relative.db, "
+            "sqlite:////absolute.db or postgresql://user@host:5432/database",
             param_hint="--db",
         )
     if "?" in url:

@@ -81,9 +81,16 @@ def child_env() -> dict[str, str]:
     return env
 
 
+BENCH_URL = "PERDURE_BENCH_URL"
+"""Set by ``perdure bench --db postgresql://...`` for its run processes: the run's fresh schema.
+Unset, the run's database is the SQLite file ``db``."""
+
+
 def engine_at(db: Path, *, executor: bool = True) -> perdure.Engine:
-    """An engine with every default (durable: WAL, synchronous=FULL) but the registry."""
-    return perdure.Engine(f"sqlite:///{db.resolve()}", registry=REG, executor=executor)
+    """An engine with every default (durable: WAL, synchronous=FULL; PostgreSQL's
+    synchronous_commit=on) but the registry."""
+    url = os.environ.get(BENCH_URL) or f"sqlite:///{db.resolve()}"
+    return perdure.Engine(url, registry=REG, executor=executor)
 
 
 # --- what the workflows report back to the process they run in -----------------
@@ -220,22 +227,51 @@ REPLAY: dict[str, Flow] = {"async": replay_async, "sync": replay_sync}
 # --- the storage floor -----------------------------------------------------------
 
 
-def measure_floor(path: Path, commits: int) -> Figures:
+Committer = tuple[Callable[[], None], Callable[[], None]]
+PAYLOAD = b"x" * 64
+
+
+def _sqlite_committer(path: Path) -> Committer:
     """Single-row INSERT commits on a raw sqlite3 connection, WAL and synchronous=FULL."""
     conn = sqlite3.connect(path, isolation_level=None)
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode != "wal":
+        conn.close()
+        raise RuntimeError(f"{path}: could not switch to WAL (got {mode})")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE IF NOT EXISTS floor (id INTEGER PRIMARY KEY, v BLOB NOT NULL)")
+
+    def commit() -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO floor (v) VALUES (?)", (PAYLOAD,))
+        conn.execute("COMMIT")
+
+    return commit, conn.close
+
+
+def _postgres_committer(url: str) -> Committer:
+    """Single-row INSERT commits on a raw psycopg connection in autocommit: one statement,
+    one round trip, one WAL flush (synchronous_commit as the server has it, on by default)."""
+    import psycopg  # only with --db postgresql://...
+
+    conn = psycopg.connect(url, autocommit=True)
+    conn.execute("CREATE TABLE IF NOT EXISTS floor (id BIGSERIAL PRIMARY KEY, v BYTEA NOT NULL)")
+
+    def commit() -> None:
+        conn.execute("INSERT INTO floor (v) VALUES (%s)", (PAYLOAD,))
+
+    def close() -> None:
+        conn.execute("DROP TABLE floor")  # the engine then finds the run's schema empty, as it must
+        conn.close()
+
+    return commit, close
+
+
+def measure_floor(path: Path, commits: int) -> Figures:
+    """The storage floor: durable single-row commits on a raw connection to the run's database."""
+    url = os.environ.get(BENCH_URL)
+    commit, close = _postgres_committer(url) if url else _sqlite_committer(path)
     try:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode != "wal":
-            raise RuntimeError(f"{path}: could not switch to WAL (got {mode})")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("CREATE TABLE IF NOT EXISTS floor (id INTEGER PRIMARY KEY, v BLOB NOT NULL)")
-        payload = b"x" * 64
-
-        def commit() -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT INTO floor (v) VALUES (?)", (payload,))
-            conn.execute("COMMIT")
-
         for _ in range(WARMUP_COMMITS):
             commit()
         lat: list[float] = []
@@ -246,7 +282,7 @@ def measure_floor(path: Path, commits: int) -> Figures:
             lat.append(time.perf_counter() - t)
         wall = time.perf_counter() - t0
     finally:
-        conn.close()
+        close()
     return {
         "commits": commits,
         "us_per_commit": round(wall / commits * 1e6, 1),
