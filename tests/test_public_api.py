@@ -53,6 +53,7 @@ EXPORTED = [
     "WorkflowTimedOut",
     "continue_as_new",
     "idempotency_key",
+    "migrate",
     "now",
     "on_query",
     "random",

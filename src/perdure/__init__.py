@@ -19,7 +19,7 @@ Users import ``perdure`` only; everything under ``_`` may move.
 """
 
 from perdure._api.decorators import Step, Workflow, step, workflow
-from perdure._api.engine import Engine
+from perdure._api.engine import Engine, migrate
 from perdure._api.handles import (
     ErrorDetails,
     HistoryEntry,
@@ -112,6 +112,7 @@ __all__ = [
     "WorkflowTimedOut",
     "continue_as_new",
     "idempotency_key",
+    "migrate",
     "now",
     "on_query",
     "random",

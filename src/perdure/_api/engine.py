@@ -95,6 +95,22 @@ def open_store(url: str, *, busy_timeout: float) -> tuple[Store, Path | None]:
     return SQLiteStore(path, synchronous=sync, busy_timeout=busy_timeout), Path(f"{path}-executors")
 
 
+async def migrate(url: str) -> int:
+    """Create or upgrade the schema of the database at ``url``; returns its schema version.
+
+    What ``Engine.open`` does first, without starting anything: for deploys that migrate
+    before the workers start (``perdure migrate --db URL``). Safe to run while executors
+    start: PostgreSQL migrates under an advisory lock, SQLite in one write transaction.
+    Raises ``IncompatibleDatabase`` for a database of another application or a newer schema.
+    """
+    store, _ = open_store(url, busy_timeout=5.0)
+    await store.open()
+    try:
+        return await store.schema_version()
+    finally:
+        await store.close()
+
+
 class Engine(ScheduleMethods):
     """Durable execution on one database.
 
