@@ -54,6 +54,7 @@ class Executor:
     ) -> None:
         self.rt = rt
         rt.nudge = self.nudge
+        rt.lease_epoch = self.lease_epoch
         self.real = SystemClock()
         """Leases and polls run on real time even when durable time is virtual."""
         self.id = f"ex-{uuid.uuid4().hex[:12]}"
@@ -76,6 +77,9 @@ class Executor:
         self._next_wake: float | None = None
         """The earliest durable wake-up the store knows of (a sleeper, a backoff, a tick)."""
         self._nudge = asyncio.Event()
+        self._lease_until = 0.0
+        """Real time until which this executor's lease surely holds (a margin before its expiry)."""
+        self._epoch = 0
         self._stopping = False
         self._loops: list[asyncio.Task[None]] = []
         self.stats = {"activations": 0, "recoveries": 0, "parked": 0}
@@ -122,10 +126,21 @@ class Executor:
             self._lock.release()
 
     async def _beat(self) -> None:
+        self.lease_epoch()  # a lapse seen here, before renewing, still counts
         beat = Beat(
             executor=self.id, host=self.host, pid=os.getpid(), expires_at=self.real.now() + self.lease_ttl
         )
         await self.rt.writer.submit((beat,))
+        self._lease_until = beat.expires_at - self.lease_ttl / 5
+
+    def lease_epoch(self) -> int:
+        """Moves on whenever the lease may have lapsed: this process was paused, starved or cut
+        off from the database past its expiry, and other executors may have taken its instances.
+        Activations prove their claim (an empty fenced write) before their next step then."""
+        if self.real.now() >= self._lease_until:
+            self._epoch += 1
+            self._lease_until = float("inf")  # one move per lapse; the next beat sets it again
+        return self._epoch
 
     async def _heartbeat_loop(self) -> None:
         while True:

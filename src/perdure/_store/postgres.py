@@ -337,6 +337,16 @@ _APPLY: dict[type, Callable[[_Tx, Any], Awaitable[Outcome]]] = {
 """The non-append operations, by type."""
 
 
+IDLE_IN_TRANSACTION = "5s"
+"""A transaction left open this long is ended by the server: a paused or cut-off executor
+must not keep the rows its commit locked (claims skip locked rows), so its instances can be
+taken over; its COMMIT then fails, and the retry is fenced out."""
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'")
+
+
 def wakes_others(batch: Sequence[Op]) -> bool:
     """True if the batch may make work ready for another executor (so it sends a NOTIFY)."""
     for op in batch:
@@ -384,6 +394,7 @@ class PostgresStore:
             timeout=self._timeout,
             open=False,
             name="perdure",
+            configure=_configure,
         )
         try:
             await pool.open(wait=True, timeout=self._timeout)
