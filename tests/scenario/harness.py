@@ -170,6 +170,18 @@ class Ledger:
         finally:
             conn.close()
 
+    def write_lock_free(self) -> bool:
+        """True if no process holds the ledger's write lock right now."""
+        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            conn.close()
+
     def count_attempts(self) -> int:
         return int(self._rows("SELECT count(*) FROM attempts")[0][0])
 
@@ -243,6 +255,12 @@ def read_state(url: str) -> DbState:
     return DbState(infos=infos, histories=histories)
 
 
+def _state(pid: int) -> str:
+    """The process state letter in /proc (T: stopped)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2]
+
+
 def retry_rows(db: Path) -> list[tuple[str, int, int, float]]:
     """The engine's durable retry states: (instance, position, attempts so far, next attempt at)."""
     if not db.exists():
@@ -298,6 +316,9 @@ class Scenario:
     """The engine's database if not a SQLite file in ``dir`` (a PostgreSQL schema)."""
     workers: list[Worker] = field(default_factory=list)
     snapshots: list[Snapshot] = field(default_factory=list)
+    lease_losses: int = 0
+    """Workers paused past their lease (zombies): each may have a step in flight that another
+    executor runs again, like a crash (C4)."""
 
     def __post_init__(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -384,6 +405,19 @@ class Scenario:
         assert worker.kill() == -signal.SIGKILL, f"worker {worker.pid} ended before it could be killed"
         return self.snapshot()
 
+    def pause(self, worker: Worker) -> None:
+        """SIGSTOP ``worker`` (a zombie to be), at a moment it holds no ledger lock: stopped in a
+        ledger write, it would stall every other worker's steps."""
+        for _ in range(1000):
+            os.kill(worker.pid, signal.SIGSTOP)
+            eventually(lambda: _state(worker.pid) == "T", timeout=10, what=f"worker {worker.pid} stopped")
+            if self.ledger.write_lock_free():
+                self.lease_losses += 1
+                return
+            os.kill(worker.pid, signal.SIGCONT)
+            time.sleep(0.001)  # let it finish its ledger write, then try again
+        raise AssertionError(f"worker {worker.pid} always held the ledger lock when stopped")
+
     def snapshot(self) -> Snapshot:
         """Record the database as it is now (after a crash), for the no-rerun check."""
         snap = Snapshot(read_state(self.url), frozenset(w.pid for w in self.workers))
@@ -450,7 +484,7 @@ class Checker:
         self.by_step = by_step(self.attempts)
         self.effects = scenario.ledger.effects()
         self.acknowledged = scenario.ledger.starts() | set(expected if expected is not None else scenario.ids)
-        self.crashes = scenario.crashes()
+        self.crashes = scenario.crashes() + scenario.lease_losses
 
     # C1 ---------------------------------------------------------------------
 

@@ -8,10 +8,13 @@ executor's instances are taken over when its lease expires (``--lease-ttl``).
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
 from .cluster import Cluster
-from .harness import Checker, MakeScenario, assert_clean, eventually
+from .harness import Checker, MakeScenario, assert_clean, eventually, read_state
 
 LEASE = ("--lease-ttl", "2")
 
@@ -86,3 +89,40 @@ def test_postgres_killed_and_restarted_mid_run_all_work_completes(
     check = Checker(sc)
     assert_clean(check, check.run())
     assert len(check.by_step) == 40 * 10
+
+
+def test_an_executor_paused_past_its_lease_cannot_commit_when_it_wakes(
+    make_scenario: MakeScenario, postgres_url: str
+) -> None:
+    """R8 in small: SIGSTOP an executor mid-run; another takes its instances when its lease
+    expires and finishes them; after SIGCONT the zombie's late records are all refused."""
+    sc = make_scenario(40, 10, engine_url=postgres_url)
+    sc.wait(sc.spawn(extra=("--start-only",)))
+    shared = (*LEASE, "--max-active", "40")
+    zombie = sc.spawn(step_sleep=0.02, extra=shared, done=sc.dir / "done-zombie.json")
+    eventually(
+        lambda: sc.ledger.count_attempts() >= 60,
+        timeout=60,
+        what="60 step executions",
+        seen=lambda: f"{sc.ledger.count_attempts()} executions",
+        worker=zombie,
+    )
+    sc.pause(zombie)
+    try:
+        before = sc.snapshot()
+        assert before.state.statuses().get("completed", 0) < sc.workflows, "the pause came after the end"
+        sc.wait(sc.spawn(step_sleep=0.02, extra=shared), timeout=120)  # it waits for all 40
+    finally:
+        os.kill(zombie.pid, signal.SIGCONT)
+    after = read_state(sc.url)
+    sc.wait(zombie, timeout=60)
+
+    check = Checker(sc)
+    violations = check.run()
+    violations["zombie wrote nothing"] = [
+        f"{wid} changed after the survivor finished"
+        for wid in after.infos
+        if check.state.histories[wid] != after.histories[wid]
+    ]
+    assert_clean(check, violations)
+    assert {a.pid for a in check.attempts} >= {zombie.pid}

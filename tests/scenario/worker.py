@@ -124,6 +124,7 @@ class LedgerWriter:
 
     def begin_attempt(self, instance: str, step: int, key: str) -> int:
         """Record that an execution of the step starts now; its attempt number (1-based)."""
+        started = clock.now()  # before waiting for the ledger's lock: a pause there is part of the step
         c = self.conn()
         c.execute("BEGIN IMMEDIATE")
         try:
@@ -133,7 +134,7 @@ class LedgerWriter:
             c.execute(
                 "INSERT INTO attempts (instance, step, attempt, pid, started, idempotency_key)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (instance, step, done + 1, self.pid, clock.now(), key),
+                (instance, step, done + 1, self.pid, started, key),
             )
             c.execute("COMMIT")
         except BaseException:
