@@ -42,6 +42,7 @@ from perdure._model.errors import (
 from perdure._model.records import (
     TERMINAL,
     Append,
+    AppendOutcome,
     Beat,
     Claim,
     CreateInstance,
@@ -66,6 +67,7 @@ from perdure._model.records import (
 )
 from perdure._store import migrate
 from perdure._store.rows import (
+    AppendRows,
     fence,
     insert_params,
     instance_row,
@@ -220,6 +222,22 @@ class _Tx:
 
     async def commit(self) -> None:
         await self._send("COMMIT")
+
+    def mark(self) -> int:
+        """Where the next statement queued will be among the results of the next round trip."""
+        return len(self.queued)
+
+    async def commit_reading(self, position: int) -> list[tuple[Any, ...]]:
+        """COMMIT with everything queued, in one round trip; the rows of the statement that
+        was queued at ``position``."""
+        self.queued.append("COMMIT")
+        text = ";\n".join(self.queued)
+        self.queued = []
+        self.begun = True
+        await self.cur.execute(text)
+        for _ in range(position):
+            self.cur.nextset()
+        return await self.cur.fetchall()
 
     async def rollback(self) -> None:
         if self.begun and not self.cur.connection.closed:
@@ -478,6 +496,10 @@ class PostgresStore:
     # --- the write entry -----------------------------------------------------
 
     async def commit(self, batch: Sequence[Op]) -> list[Outcome]:
+        if all(type(op) is Append for op in batch):
+            done = await self._commit_appends(batch)  # type: ignore[arg-type]
+            if done is not None:
+                return done
         async with self._conn("commit") as conn:
             tx = _Tx(conn)
             try:
@@ -489,6 +511,35 @@ class PostgresStore:
                 await tx.rollback()
                 raise
             return outcomes
+
+    async def _commit_appends(self, batch: Sequence[Append]) -> list[Outcome] | None:
+        """The hot path in one round trip: lock and check the claim tokens, and write as if
+        all are current, in one multi-statement transaction. ``None`` if some token is stale
+        (nothing was committed): the careful path then finds out which."""
+        pairs = sorted({(op.instance_id, op.token) for op in batch})
+        rows = AppendRows()
+        for op in batch:
+            rows.add(op)
+        async with self._conn("commit") as conn:
+            tx = _Tx(conn)
+            try:
+                at = tx.mark()
+                await tx.run(Q["instance_fences"], (sorted({iid for iid, _ in pairs}),))
+                guard = {"ids": [p[0] for p in pairs], "tokens": [p[1] for p in pairs], "n": len(pairs)}
+                await tx.run(Q["fences_current"], guard)
+                for query, params in rows.statements(lock_messages=True):
+                    await tx.many(Q[query], params)
+                if wakes_others(batch):
+                    await tx.run(Q["wake"], (self._channel,))
+                found = await tx.commit_reading(at)
+            except errors.DivisionByZero:
+                await tx.rollback()
+                return None
+            except BaseException:
+                await tx.rollback()
+                raise
+        cancel = {iid: bool(c) for iid, _token, c in found}
+        return [AppendOutcome(ok=True, cancel_requested=cancel[op.instance_id]) for op in batch]
 
     async def _apply(self, tx: _Tx, batch: Sequence[Op]) -> list[Outcome]:
         outcomes: list[Outcome] = []

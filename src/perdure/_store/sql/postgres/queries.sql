@@ -39,6 +39,14 @@ RETURNING id;
 -- Locked in id order, so two batches never wait on each other in a cycle.
 SELECT id, token, cancel_requested FROM instances WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE;
 
+-- name: fences_current
+-- The guard of an optimistic commit, right after instance_fences locked the rows: fails
+-- (division by zero), and so commits nothing, unless every (id, token) pair of the batch is
+-- current. The writes queued behind it then never land for a stale claim.
+SELECT 1 / ((SELECT count(*) FROM instances
+             WHERE (id, token) IN (SELECT * FROM unnest(%(ids)s::text[], %(tokens)s::bigint[])))
+            = %(n)s)::int;
+
 -- name: instance_update
 UPDATE instances
 SET status = %s, updated_at = %s, output = %s, error = %s, wake_at = %s, owner = %s, park_reason = %s,
