@@ -5,14 +5,14 @@ recorded, so they survive crashes and restarts and never repeat finished work.
 
 How data flows, top to bottom (each layer imports only the ones below it)::
 
-    _cli                 the `perdure` command: bench (more verbs as the server lands)
+    _cli                 the `perdure` command: migrate, bench (more verbs as the server lands)
     _api                 decorators (register), ops (now, random, uuid4, idempotency_key),
                          engine (Engine: composition root), sync (SyncEngine), handles
     _runtime             executor (claims, drives, leases), runner (activation: replay,
                          steps, retries), context (ContextVar), retry (pure math), clock
     _journal             cursor (pure replay cursor), writer (group commit)
-    _store | _codec      protocol (Store), sqlite, faulty (fault injection), retrying,
-                         migrate, sql/;  serializer (msgspec JSON, format id)
+    _store | _codec      protocol (Store), sqlite, postgres, rows (shared by both), faulty
+                         (fault injection), retrying, migrate, sql/;  serializer (msgspec JSON)
     _model               errors, definitions (+ Registry), records, policies, crashpoints
 
 Users import ``perdure`` only; everything under ``_`` may move.
