@@ -167,3 +167,21 @@ def test_bench_on_postgres_runs_each_workload_in_a_fresh_schema_and_drops_it(pos
     assert w1["figures"]["floor_us_per_commit"] > 0
     assert w2["figures"]["bad_results"] == 0
     assert schemas() == before, "every run's schema is dropped"
+
+
+def test_throughput_with_executor_processes_shares_the_work_on_postgres(postgres_url: str) -> None:
+    (doc,) = bench(
+        "throughput", "--workflows", "30", "--steps", "2", "--executors", "2", "--flavour", "async",
+        "--runs", "1", "--db", postgres_url,
+    )  # fmt: skip
+    figures = doc["figures"]
+    assert figures["executors"] == 2
+    assert figures["bad_results"] == 0
+    assert sum(figures["activations_per_executor"]) >= 31, "every workflow (and the warm-up) ran"
+    assert figures["steps_per_s"] > 0
+
+
+def test_throughput_with_executor_processes_needs_postgres(tmp_path: Path) -> None:
+    proc = perdure_cli("bench", "throughput", "--executors", "2", "--db", f"sqlite:///{tmp_path / 'x.db'}")
+    assert proc.returncode == 2
+    assert "needs --db postgresql://" in proc.stderr

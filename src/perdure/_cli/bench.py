@@ -71,7 +71,10 @@ MEASURED = {
     "throughput": (
         "wall time from starting all workflows at once (asyncio.gather of engine.start) to the last "
         "result(); cpu_s is os.times() user+system of the whole process over that interval; peak_rss_mb "
-        "is ru_maxrss of the run's own process (one fresh process per run, engine warmed by 1 workflow)"
+        "is ru_maxrss of the run's own process (one fresh process per run, engine warmed by 1 workflow); "
+        "with executors=N, a client process starts them all and N executor processes (engines open "
+        "before the clock starts) run them: wall time to the last completion the executors recorded, "
+        "cpu_s summed over the executors"
     ),
     "roundtrip": (
         "per iteration, in process and in a row: engine.start() of a 1-step workflow, then result(); "
@@ -161,12 +164,25 @@ def steps_seq(steps: int, floor_commits: int, flavour: str, runs: int, db: str |
 @bench.command()
 @click.option("--workflows", default=2000, show_default=True, type=click.IntRange(1))
 @click.option("--steps", default=10, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--executors",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 64),
+    help="0: start and run in one process; N: a client starts, N executor processes share the work "
+    "(PostgreSQL)",
+)
 @_flavour("both", both=True)
 @_common
-def throughput(workflows: int, steps: int, flavour: str, runs: int, db: str | None) -> None:
+def throughput(workflows: int, steps: int, executors: int, flavour: str, runs: int, db: str | None) -> None:
     """W2: many workflows of no-op steps started at once; workflows/s, steps/s, CPU, RSS."""
+    if executors and (db is None or db.split(":", 1)[0] not in POSTGRES):
+        raise click.UsageError("--executors needs --db postgresql://...: SQLite serves one process")
     for fl in FLAVOURS if flavour == "both" else (flavour,):
-        _report("throughput", {"workflows": workflows, "steps": steps, "flavour": fl}, runs, db)
+        params: Params = {"workflows": workflows, "steps": steps, "flavour": fl}
+        if executors:
+            params["executors"] = executors
+        _report("throughput", params, runs, db)
 
 
 @bench.command()

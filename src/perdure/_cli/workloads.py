@@ -353,7 +353,81 @@ async def _throughput(p: Params, db: Path) -> Figures:
 
 
 def run_throughput(p: Params, db: Path) -> Figures:
+    if int(p.get("executors", 0)):
+        return run_throughput_shared(p, db)
     return asyncio.run(_throughput(p, db))
+
+
+def realtime() -> float:
+    """Wall-clock seconds, comparable with the times executors record in the database."""
+    return time.clock_gettime(time.CLOCK_REALTIME)
+
+
+def run_throughput_shared(p: Params, db: Path) -> Figures:
+    """W2 on ``executors`` processes sharing the database: this process is a client that
+    starts every workflow (pending; the executors claim them) and waits for the results.
+    An executor runs until its stdin is closed."""
+    n, steps, k = int(p["workflows"]), int(p["steps"]), int(p["executors"])
+    ready = [aux(db, f"ready{i}") for i in range(k)]
+    procs = [
+        subprocess.Popen(
+            child_command("_executor", "throughput", json.dumps({**p, "ready": str(r)})),
+            env=child_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        for r in ready
+    ]
+    try:
+        for r, proc in zip(ready, procs, strict=True):
+            _wait_until(r.exists, proc, 120, "the executors opened their engines")
+        t0, started, ended, bad = asyncio.run(_start_and_wait(p, db))
+        inner = [last_json(proc.communicate(timeout=120)[0], "an executor") for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    wall = ended - t0
+    cpu = sum(x["cpu_s"] for x in inner)
+    return {
+        "executors": k,
+        "wf_per_s": round(n / wall, 1),
+        "steps_per_s": round(n * steps / wall, 1),
+        "wall_s": round(wall, 3),
+        "start_all_s": round(started, 3),
+        "cpu_s": round(cpu, 2),
+        "cpu_us_per_step": round(cpu / (n * steps) * 1e6, 1),
+        "activations_per_executor": [x["activations"] for x in inner],
+        "peak_rss_mb": round(max(x["peak_rss_mb"] for x in inner), 1),
+        "bad_results": bad,
+    }
+
+
+async def _start_and_wait(p: Params, db: Path) -> tuple[float, float, float, int]:
+    """(start time, seconds to start all, the last completion the executors recorded, bad results)."""
+    wf, n, steps = STEPS[p["flavour"]], int(p["workflows"]), int(p["steps"])
+    async with engine_at(db, executor=False) as client:
+        await (await client.start(wf, 1)).result()  # warm-up, not measured
+        t0 = realtime()
+        handles = await asyncio.gather(*(client.start(wf, steps) for _ in range(n)))
+        started = realtime() - t0
+        results = await asyncio.gather(*(h.result() for h in handles))
+        # As the executors recorded it: the client's polling for results adds nothing.
+        infos = await asyncio.gather(*(h.info() for h in handles))
+    ended = max(i.updated_at.timestamp() for i in infos)
+    return t0, started, ended, sum(1 for r in results if r != sum(range(steps)))
+
+
+async def executor_throughput(p: Params) -> Figures:
+    """One of W2's shared executors: runs what it claims until its stdin closes."""
+    async with engine_at(Path(p["ready"])) as engine:
+        c0 = cpu_s()
+        await asyncio.to_thread(Path(p["ready"]).touch)
+        await asyncio.to_thread(sys.stdin.read)
+        cpu = cpu_s() - c0
+        stats = engine.executor_stats
+    return {"cpu_s": cpu, "activations": stats.get("activations", 0), "peak_rss_mb": peak_rss_mb()}
 
 
 async def _roundtrip(p: Params, db: Path) -> list[float]:
@@ -592,4 +666,4 @@ RUNS: dict[str, Callable[[Params, Path], Figures]] = {
     "recovery": run_recovery,
     "replay": run_replay,
 }
-EXECUTORS = {"recovery": executor_recovery, "replay": executor_replay}
+EXECUTORS = {"recovery": executor_recovery, "replay": executor_replay, "throughput": executor_throughput}
