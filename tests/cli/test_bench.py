@@ -130,15 +130,16 @@ def test_help_lists_the_workloads() -> None:
     assert "_once" not in proc.stdout
 
 
-def test_bench_on_postgres_runs_each_workload_in_a_fresh_schema_and_drops_it(postgres_url: str) -> None:
+def test_bench_on_postgres_runs_each_workload_in_a_fresh_schema_and_drops_it(postgres_database: str) -> None:
     import psycopg
+
+    postgres_url = postgres_database
 
     def schemas() -> set[str]:
         with psycopg.connect(postgres_url) as conn:
             rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'perdure_bench_%'")
             return {r[0] for r in rows}
 
-    before = schemas()
     (floor,) = bench("floor", "--commits", "5", "--runs", "1", "--db", postgres_url)
     (w1,) = bench("steps-seq", "--steps", "5", "--floor-commits", "5", "--runs", "1", "--db", postgres_url)
     (w2,) = bench(
@@ -166,7 +167,7 @@ def test_bench_on_postgres_runs_each_workload_in_a_fresh_schema_and_drops_it(pos
     assert floor["figures"]["us_per_commit"] > 0
     assert w1["figures"]["floor_us_per_commit"] > 0
     assert w2["figures"]["bad_results"] == 0
-    assert schemas() == before, "every run's schema is dropped"
+    assert schemas() == set(), "every run's schema is dropped"
 
 
 def test_throughput_with_executor_processes_shares_the_work_on_postgres(postgres_url: str) -> None:

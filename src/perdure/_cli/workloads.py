@@ -339,16 +339,23 @@ async def _throughput(p: Params, db: Path) -> Figures:
         wall, cpu = time.perf_counter() - t0, cpu_s() - c0
         peak, rss1 = peak_rss_mb(), rss_mb()
     return {
+        **_rates(n, steps, wall, started, cpu),
+        "peak_rss_mb": round(peak, 1),
+        "rss_before_mb": round(rss0, 1),
+        "rss_after_mb": round(rss1, 1),
+        "bad_results": sum(1 for r in results if r != sum(range(steps))),
+    }
+
+
+def _rates(n: int, steps: int, wall: float, started: float, cpu: float) -> Figures:
+    """W2's figures for ``n`` workflows of ``steps`` steps done in ``wall`` seconds."""
+    return {
         "wf_per_s": round(n / wall, 1),
         "steps_per_s": round(n * steps / wall, 1),
         "wall_s": round(wall, 3),
         "start_all_s": round(started, 3),
         "cpu_s": round(cpu, 2),
         "cpu_us_per_step": round(cpu / (n * steps) * 1e6, 1),
-        "peak_rss_mb": round(peak, 1),
-        "rss_before_mb": round(rss0, 1),
-        "rss_after_mb": round(rss1, 1),
-        "bad_results": sum(1 for r in results if r != sum(range(steps))),
     }
 
 
@@ -392,12 +399,7 @@ def run_throughput_shared(p: Params, db: Path) -> Figures:
     cpu = sum(x["cpu_s"] for x in inner)
     return {
         "executors": k,
-        "wf_per_s": round(n / wall, 1),
-        "steps_per_s": round(n * steps / wall, 1),
-        "wall_s": round(wall, 3),
-        "start_all_s": round(started, 3),
-        "cpu_s": round(cpu, 2),
-        "cpu_us_per_step": round(cpu / (n * steps) * 1e6, 1),
+        **_rates(n, steps, wall, started, cpu),
         "activations_per_executor": [x["activations"] for x in inner],
         "peak_rss_mb": round(max(x["peak_rss_mb"] for x in inner), 1),
         "bad_results": bad,
