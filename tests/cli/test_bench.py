@@ -155,7 +155,8 @@ def test_bench_on_postgres_runs_each_workload_in_a_fresh_schema_and_drops_it(pos
         "--db",
         postgres_url,
     )
-    for doc in (floor, w1, w2):
+    (w5,) = bench("sleepers", "--sleepers", "5", "--runs", "1", "--db", postgres_url)
+    for doc in (floor, w1, w2, w5):
         assert doc["store"] == "postgres"
         assert doc["durability"]["synchronous_commit"] in {
             "on",
