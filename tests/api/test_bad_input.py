@@ -373,6 +373,19 @@ async def test_postgres_credentials_never_show_in_the_url_or_in_errors(registry:
     assert "someone" not in engine.url
 
 
+async def test_postgres_user_names_are_blanked_out_of_errors(
+    postgres_server: str, registry: perdure.Registry
+) -> None:
+    host = postgres_server.split("@", 1)[1]  # the test server, as a user that does not exist
+    engine = perdure.Engine(
+        f"postgresql://nobody_xq7:s3cret@{host}", registry=registry, store_retry_deadline=0.2
+    )
+    with pytest.raises(perdure.StoreError) as info:
+        await engine.open()
+    assert "nobody_xq7" not in str(info.value)
+    assert "s3cret" not in str(info.value)
+
+
 @pytest.mark.parametrize(
     "options",
     [

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from itertools import starmap
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import msgspec
 import psycopg
@@ -92,6 +92,8 @@ class PostgresURL(msgspec.Struct, frozen=True, kw_only=True):
     """The URL without user, password or parameters: safe to print."""
     pool_size: int
     """Connections this process may hold for reads and writes (one more listens)."""
+    secrets: tuple[str, ...] = ()
+    """The user name and password, to blank out of error messages."""
 
 
 def parse_url(url: str) -> PostgresURL:
@@ -122,7 +124,8 @@ def parse_url(url: str) -> PostgresURL:
         else:
             pool_size = int(value)
     conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(rest), ""))
-    return PostgresURL(conninfo=conninfo, shown=shown, pool_size=pool_size)
+    secrets = tuple(unquote(s) for s in (parts.username, parts.password) if s)
+    return PostgresURL(conninfo=conninfo, shown=shown, pool_size=pool_size, secrets=secrets)
 
 
 _TRANSIENT = (
@@ -137,9 +140,12 @@ _TRANSIENT = (
 _PERMANENT_CONNECT = ("does not exist", "authentication failed", "no password supplied", "not permitted")
 
 
-def map_error(exc: Exception, where: str) -> StoreError:
-    """The StoreError a psycopg (or pool) error stands for: transient or permanent."""
+def map_error(exc: Exception, where: str, secrets: tuple[str, ...] = ()) -> StoreError:
+    """The StoreError a psycopg (or pool) error stands for: transient or permanent.
+    ``secrets`` (the URL's user and password) are blanked out of the message."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    for secret in secrets:
+        text = text.replace(secret, "***")
     if isinstance(exc, PoolTimeout):
         return StoreUnavailable(f"{where}: no database connection free or reachable ({text})")
     if isinstance(exc, _TRANSIENT):
@@ -390,6 +396,7 @@ class PostgresStore:
         self.url = parsed.shown
         self.pool_size = parsed.pool_size
         self._conninfo = parsed.conninfo
+        self._secrets = parsed.secrets
         self._timeout = timeout
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._channel = "perdure"
@@ -418,7 +425,7 @@ class PostgresStore:
             await pool.open(wait=True, timeout=self._timeout)
         except (PoolTimeout, psycopg.Error) as exc:
             await pool.close()
-            raise map_error(exc, f"{self.url} (open)") from exc
+            raise map_error(exc, f"{self.url} (open)", self._secrets) from exc
         self._pool = pool
         if self._callbacks:
             self._start_listener()
@@ -438,7 +445,7 @@ class PostgresStore:
                 migrate.apply(conn, DIALECT, tables, f"{where} (schema {schema[0]})")
                 return str(schema[0])
         except psycopg.Error as exc:
-            raise map_error(exc, f"{where} (open)") from exc
+            raise map_error(exc, f"{where} (open)", self._secrets) from exc
 
     async def close(self) -> None:
         if self._closed:
@@ -458,7 +465,7 @@ class PostgresStore:
             async with self._pool.connection() as conn:
                 yield conn
         except (PoolTimeout, psycopg.Error) as exc:
-            raise map_error(exc, f"{self.url} ({where})") from exc
+            raise map_error(exc, f"{self.url} ({where})", self._secrets) from exc
 
     # --- wake-ups ------------------------------------------------------------
 
