@@ -327,8 +327,9 @@ async def _cancel(tx: _Tx, op: RequestCancel) -> Status | None:
     found = await tx.rows(Q["cancel_request"], {"now": op.now, "id": op.instance_id})
     if found:
         if found[0][0] == Status.CANCELLED:  # ended without running: close its children, tell its parent
-            await tx.run(Q["children_close"], {"now": op.now, "id": op.instance_id})
-            await tx.run(Q["parent_wake"], {"now": op.now, "id": op.instance_id})
+            closing = {"now": op.now, "id": op.instance_id}
+            for name in ("children_close", "parent_lock", "parent_wake"):
+                await tx.run(Q[name], closing)
         return Status(found[0][0])
     return await _status(tx, op.instance_id)
 
@@ -534,7 +535,7 @@ class PostgresStore:
                 await tx.run(Q["instance_fences"], (sorted({iid for iid, _ in pairs}),))
                 guard = {"ids": [p[0] for p in pairs], "tokens": [p[1] for p in pairs], "n": len(pairs)}
                 await tx.run(Q["fences_current"], guard)
-                for query, params in rows.statements(lock_messages=True):
+                for query, params in rows.statements(lock=True):
                     await tx.many(Q[query], params)
                 if wakes_others(batch):
                     await tx.run(Q["wake"], (self._channel,))
@@ -576,7 +577,7 @@ class PostgresStore:
         ids = sorted({op.instance_id for op in ops})
         found = await tx.rows(Q["instance_fences"], (ids,))
         outcomes, rows = fence(ops, {iid: (token, cancel) for iid, token, cancel in found})
-        for query, params in rows.statements(lock_messages=True):
+        for query, params in rows.statements(lock=True):
             await tx.many(Q[query], params)
         return list(outcomes)
 

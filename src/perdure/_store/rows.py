@@ -126,11 +126,12 @@ class AppendRows:
                  u.waiting_topic, iid, op.token)
             )  # fmt: skip
 
-    def statements(self, *, lock_messages: bool = False) -> list[tuple[str, Rows]]:
+    def statements(self, *, lock: bool = False) -> list[tuple[str, Rows]]:
         """(query name, rows) in the order they must run; statements with no rows left out.
 
-        ``lock_messages``: take ``message_lock`` before the inserts (PostgreSQL, where
-        writers run concurrently and sequence numbers are max + 1).
+        ``lock``: lock the instances a message or a child's end wakes first (``message_lock``,
+        ``parent_lock``): PostgreSQL, where writers run concurrently, so the wake and the
+        target's start of its wait cannot miss each other.
         """
         order: list[tuple[str, Rows]] = [
             ("instance_insert", self.children),
@@ -138,7 +139,7 @@ class AppendRows:
             ("retry_upsert", self.retries),
             ("retries_clear", self.clears),  # after the upserts: an ended instance keeps none
             ("instance_update", self.updates),
-            *((("message_lock", self.messages),) if lock_messages else ()),
+            *((("message_lock", self.messages),) if lock else ()),
             ("message_insert", self.messages),
             ("message_wake", self.messages),
             ("message_consume", self.consumes),
@@ -146,6 +147,7 @@ class AppendRows:
             # After the updates: a message or cancel that came before the wait began wakes it.
             ("waiting_recheck", self.waiting),
             ("children_close", self.closing),
+            *((("parent_lock", self.closing),) if lock else ()),
             ("parent_wake", self.closing),
             # Continue-as-new, last: the ending run's journal (this batch's entries too) goes.
             ("run_archive", self.new_runs),

@@ -165,10 +165,17 @@ ORDER BY seq DESC
 LIMIT %(limit)s;
 
 -- name: message_lock
--- Sequence numbers are max + 1 per (instance, topic): two transactions sending on one topic
--- at once would pick the same one. This lock, held to the commit, orders them; taken in a
--- statement of its own so that the insert's snapshot sees the previous holder's message.
-SELECT pg_advisory_xact_lock(hashtextextended(%(target)s || chr(31) || %(topic)s, 1));
+-- The target's row, locked to the commit before a message goes in. Sequence numbers are
+-- max + 1 per (instance, topic): senders on one topic take turns. And an instance that starts
+-- waiting holds its own row (instance_fences): a message either commits first (the wait's
+-- waiting_recheck sees it) or waits for the wait to commit (message_wake sees it). Taken in
+-- a statement of its own, so the statements after it see what the previous holder committed.
+SELECT 1 FROM instances WHERE id = %(target)s FOR NO KEY UPDATE;
+
+-- name: parent_lock
+-- The same turn-taking for a child that ends and its parent that starts waiting for it.
+SELECT 1 FROM instances
+WHERE id = (SELECT parent_id FROM instances WHERE id = %(id)s) FOR NO KEY UPDATE;
 
 -- name: message_insert
 -- Sequence numbers per (instance, topic) follow commit order; a repeated sender key is ignored.
