@@ -38,6 +38,9 @@ from perdure._runtime.leases import LocalLock, host_name
 from perdure._runtime.runner import Activation, End, Runtime, load
 
 log = logging.getLogger("perdure.executor")
+CLAIM_BATCH = 100
+"""Instances claimed at most per claim; a full claim claims again at once. Small enough that
+executors sharing a database split a burst of work between them instead of the first taking it all."""
 
 
 class Executor:
@@ -231,7 +234,7 @@ class Executor:
             claim_id=uuid.uuid4().hex,
             now=self.rt.clock.now(),
             lease_now=self.real.now(),
-            limit=min(room, 1000),
+            limit=min(room, CLAIM_BATCH),
         )
         rows = (await self.rt.writer.submit((claim,)))[0]
         assert isinstance(rows, list)
