@@ -62,6 +62,7 @@ EXPORTED = [
     "actor_ref",
     "continue_as_new",
     "idempotency_key",
+    "migrate",
     "now",
     "on_query",
     "random",

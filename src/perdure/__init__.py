@@ -5,7 +5,7 @@ recorded, so they survive crashes and restarts and never repeat finished work.
 
 How data flows, top to bottom (each layer imports only the ones below it)::
 
-    _cli                 the `perdure` command: server, worker, workflow and schedule verbs
+    _cli                 the `perdure` command: server, worker, migrate, workflow and schedule verbs
                          (over HTTP), bench
     _server              the HTTP API (Litestar app, /v1, OpenAPI, problem+json, /metrics)
                          and the server and worker processes
@@ -14,8 +14,8 @@ How data flows, top to bottom (each layer imports only the ones below it)::
     _runtime             executor (claims, drives, leases), runner (activation: replay,
                          steps, retries), context (ContextVar), retry (pure math), clock
     _journal             cursor (pure replay cursor), writer (group commit)
-    _store | _codec      protocol (Store), sqlite, faulty (fault injection), retrying,
-                         migrate, sql/;  serializer (msgspec JSON, format id)
+    _store | _codec      protocol (Store), sqlite, postgres, rows (shared by both), faulty
+                         (fault injection), retrying, migrate, sql/;  serializer (msgspec JSON)
     _model               errors, definitions (+ Registry), records, policies, crashpoints
 
 Users import ``perdure`` only; everything under ``_`` may move.
@@ -26,7 +26,7 @@ import typing as _typing
 
 from perdure._api.actors import ActorInfo, ActorPage, ActorRef, OplogEntry, OplogPage, actor, actor_ref
 from perdure._api.decorators import Step, Workflow, step, workflow
-from perdure._api.engine import Engine
+from perdure._api.engine import Engine, migrate
 from perdure._api.handles import (
     ErrorDetails,
     HistoryEntry,
@@ -131,6 +131,7 @@ __all__ = [
     "actor_ref",
     "continue_as_new",
     "idempotency_key",
+    "migrate",
     "now",
     "on_query",
     "random",

@@ -1,4 +1,5 @@
-"""Every API test runs twice: on a clean store, and with store faults injected.
+"""Every API test runs on a clean store and with store faults injected, on SQLite and
+(but for the bad-input module, whose checks come before any store) on PostgreSQL.
 
 With faults on, about 2% of store calls each time out, commit and then fail
 (ambiguous), lose the connection, or find the database busy; all surface as
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +34,23 @@ def store_faults(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         monkeypatch.delenv("PERDURE_STORE_FAULTS", raising=False)
     mode: str = request.param
     return mode
+
+
+SQLITE_ONLY = frozenset({"test_bad_input"})
+"""Modules whose tests check input before any store is touched: once is enough."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "db_url" in metafunc.fixturenames:
+        module = metafunc.module.__name__.rsplit(".", 1)[-1]
+        stores = ["sqlite"] if module in SQLITE_ONLY else ["sqlite", "postgres"]
+        metafunc.parametrize("db_url", stores, indirect=True)
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database of the store this test runs on: a SQLite file, or a PostgreSQL schema."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return f"sqlite:///{tmp_path / 'perdure.db'}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -150,20 +149,16 @@ async def fire_and_forget(user: str) -> str:
     return await perdure.actor_ref(Counter, user).enqueue(Counter.add, 1)
 
 
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'actors.db'}"
+def engine(db_url: str, **options: Any) -> perdure.Engine:
+    return perdure.Engine(db_url, registry=reg, poll_interval=0.02, **options)
 
 
-def engine(tmp_path: Path, **options: Any) -> perdure.Engine:
-    return perdure.Engine(url(tmp_path), registry=reg, poll_interval=0.02, **options)
-
-
-async def test_state_survives_a_restart_and_calls_return_typed_values(tmp_path: Path) -> None:
-    async with engine(tmp_path) as e:
+async def test_state_survives_a_restart_and_calls_return_typed_values(db_url: str) -> None:
+    async with engine(db_url) as e:
         cart = e.actor(Cart, "u1")
         assert await cart.add_item(Item("a", 1)) == 1
         assert await cart.call(Cart.add_item, Item("b", 2)) == 2
-    async with engine(tmp_path) as e:
+    async with engine(db_url) as e:
         first = await e.actor(Cart, "u1").first()
         assert first == Item("a", 1)  # typed by the method's return annotation
         assert await e.actor_state(Cart, "u1") == {
@@ -172,8 +167,8 @@ async def test_state_survives_a_restart_and_calls_return_typed_values(tmp_path: 
         }
 
 
-async def test_an_actor_calls_another_exactly_once_and_commits_its_own_state(tmp_path: Path) -> None:
-    async with engine(tmp_path) as e:
+async def test_an_actor_calls_another_exactly_once_and_commits_its_own_state(db_url: str) -> None:
+    async with engine(db_url) as e:
         handle = await e.start(shop, "u2", 3)
         assert await handle.result() == 1
         assert await e.actor_state(Cart, "u2") == {"user_id": "u2", "items": []}
@@ -183,8 +178,8 @@ async def test_an_actor_calls_another_exactly_once_and_commits_its_own_state(tmp
         assert kinds == ["actor_call", "child_result"] * 4
 
 
-async def test_calls_to_one_actor_run_one_at_a_time_in_arrival_order(tmp_path: Path) -> None:
-    async with engine(tmp_path) as e:
+async def test_calls_to_one_actor_run_one_at_a_time_in_arrival_order(db_url: str) -> None:
+    async with engine(db_url) as e:
         log = e.actor(Log, "k")
         ids = [await log.write.enqueue(n) for n in range(5)]
         results = await asyncio.gather(*(log.write(n) for n in range(5, 15)))
@@ -201,8 +196,8 @@ async def test_calls_to_one_actor_run_one_at_a_time_in_arrival_order(tmp_path: P
         assert order_run == order_logged
 
 
-async def test_a_failed_call_leaves_the_state_as_it_was(tmp_path: Path) -> None:
-    async with engine(tmp_path) as e:
+async def test_a_failed_call_leaves_the_state_as_it_was(db_url: str) -> None:
+    async with engine(db_url) as e:
         c = e.actor(Counter, "f")
         assert await c.add(1) == 1
         with pytest.raises(perdure.ActorCallFailed) as failed:
@@ -214,8 +209,8 @@ async def test_a_failed_call_leaves_the_state_as_it_was(tmp_path: Path) -> None:
         assert (await e.actor_state(Counter, "f"))["value"] == 2
 
 
-async def test_state_that_cannot_be_saved_fails_the_call_naming_the_attribute(tmp_path: Path) -> None:
-    async with engine(tmp_path) as e:
+async def test_state_that_cannot_be_saved_fails_the_call_naming_the_attribute(db_url: str) -> None:
+    async with engine(db_url) as e:
         c = e.actor(Counter, "bad")
         await c.add(3)
         with pytest.raises(perdure.ActorCallFailed, match="attribute 'note'"):
@@ -224,8 +219,8 @@ async def test_state_that_cannot_be_saved_fails_the_call_naming_the_attribute(tm
         assert await c.add(1) == 4
 
 
-async def test_an_idempotency_key_makes_a_repeated_call_run_once(tmp_path: Path) -> None:
-    async with engine(tmp_path) as e:
+async def test_an_idempotency_key_makes_a_repeated_call_run_once(db_url: str) -> None:
+    async with engine(db_url) as e:
         assert await e.invoke(Counter, "idem", "add", 5, idempotency_key="req-1") == 5
         assert await e.invoke(Counter, "idem", "add", 5, idempotency_key="req-1") == 5
         assert await e.invoke(Counter, "idem", "add", 5, idempotency_key="req-2") == 10
@@ -234,8 +229,8 @@ async def test_an_idempotency_key_makes_a_repeated_call_run_once(tmp_path: Path)
         assert (await e.actor_info(Counter, "idem")).invocations == 2
 
 
-async def test_evicted_actors_come_back_from_their_saved_state(tmp_path: Path) -> None:
-    async with engine(tmp_path, max_resident_actors=3) as e:
+async def test_evicted_actors_come_back_from_their_saved_state(db_url: str) -> None:
+    async with engine(db_url, max_resident_actors=3) as e:
         for round_ in range(1, 4):
             values = await asyncio.gather(*(e.actor(Counter, f"c{i}").add(i) for i in range(10)))
             assert values == [i * round_ for i in range(10)]
@@ -243,12 +238,12 @@ async def test_evicted_actors_come_back_from_their_saved_state(tmp_path: Path) -
         assert stats["actors_resident"] <= 3
         assert stats["actor_evictions"] >= 10
         assert stats["actor_activations"] >= 20  # the first calls, then the evicted ones again
-    async with engine(tmp_path, max_resident_actors=3) as e:
+    async with engine(db_url, max_resident_actors=3) as e:
         assert await e.actor(Counter, "c7").add(0) == 21
 
 
-async def test_a_durable_call_happens_once_however_often_the_caller_replays(tmp_path: Path) -> None:
-    async with engine(tmp_path) as e:
+async def test_a_durable_call_happens_once_however_often_the_caller_replays(db_url: str) -> None:
+    async with engine(db_url) as e:
         handle = await e.start(fire_and_forget, "ff")
         invocation = await handle.result()
         assert invocation.startswith("Counter/ff/")
@@ -261,8 +256,8 @@ async def test_a_durable_call_happens_once_however_often_the_caller_replays(tmp_
         assert [o.id for o in oplog] == [invocation]
 
 
-async def test_a_workflow_an_actor_starts_outlives_the_call(tmp_path: Path) -> None:
-    async with engine(tmp_path) as e:
+async def test_a_workflow_an_actor_starts_outlives_the_call(db_url: str) -> None:
+    async with engine(db_url) as e:
         wid = await e.actor(Scheduler, "s").call(Scheduler.plan, "ada")
         assert await e.actor_state(Scheduler, "s") == {"started": [wid]}
         handle = await e.get(wid)
@@ -275,8 +270,8 @@ async def test_a_workflow_an_actor_starts_outlives_the_call(tmp_path: Path) -> N
         assert await handle.result(timeout=30) == "reminded ada"
 
 
-async def test_def_workflows_and_methods_call_actors_and_ephemeral_ones(tmp_path: Path) -> None:
-    async with engine(tmp_path) as e:
+async def test_def_workflows_and_methods_call_actors_and_ephemeral_ones(db_url: str) -> None:
+    async with engine(db_url) as e:
         assert await (await e.start(shop_sync, "s")).result() == [5, 11, 49]
         # Ephemeral: a fresh object per call, nothing saved anywhere.
         calc = e.actor(Calculator, "x")
@@ -289,8 +284,8 @@ async def test_def_workflows_and_methods_call_actors_and_ephemeral_ones(tmp_path
             await calc.square.enqueue(3)
 
 
-async def test_listing_reading_and_deleting_actors(tmp_path: Path) -> None:
-    async with engine(tmp_path) as e:
+async def test_listing_reading_and_deleting_actors(db_url: str) -> None:
+    async with engine(db_url) as e:
         for key in ("alice", "alfred", "bob"):
             await e.actor(Counter, key).add(1)
         await e.actor(Cart, "alice").add_item(Item("z", 9))
@@ -321,8 +316,8 @@ async def test_listing_reading_and_deleting_actors(tmp_path: Path) -> None:
         assert await e.actor(Counter, "bob").add(2) == 2  # a new one, from __init__
 
 
-async def test_bad_input_is_refused_with_a_clear_error(tmp_path: Path) -> None:
-    async with engine(tmp_path) as e:
+async def test_bad_input_is_refused_with_a_clear_error(db_url: str) -> None:
+    async with engine(db_url) as e:
         c = e.actor(Counter, "k")
         with pytest.raises(perdure.InvalidArgument, match="no public method 'nope'"):
             await c.nope()
@@ -361,7 +356,7 @@ def test_the_decorator_checks_the_class() -> None:
         perdure.actor(registry=local)(len)  # type: ignore[arg-type]
 
 
-async def test_an_upgrade_hook_reshapes_state_saved_by_an_older_version(tmp_path: Path) -> None:
+async def test_an_upgrade_hook_reshapes_state_saved_by_an_older_version(db_url: str) -> None:
     v1 = perdure.Registry()
 
     @perdure.actor(name="Account", registry=v1)
@@ -389,14 +384,14 @@ async def test_an_upgrade_hook_reshapes_state_saved_by_an_older_version(tmp_path
             self.balance = Money(self.balance.cents + cents)
             return self.balance.cents
 
-    async with perdure.Engine(url(tmp_path), registry=v1) as e:
+    async with perdure.Engine(db_url, registry=v1) as e:
         assert await e.actor(AccountV1, "a").deposit(250) == 250
-    async with perdure.Engine(url(tmp_path), registry=v2) as e:
+    async with perdure.Engine(db_url, registry=v2) as e:
         assert await e.actor(AccountV2, "a").deposit(50) == 300
         info = await e.actor_info("Account", "a")
         assert info.state_version == 2
         assert await e.actor_state("Account", "a") == {"balance": {"cents": 300}}
-    async with perdure.Engine(url(tmp_path), registry=v1, poll_interval=0.02) as e:
+    async with perdure.Engine(db_url, registry=v1, poll_interval=0.02) as e:
         # Version 1 cannot read what version 2 wrote: the call parks, it does not guess.
         iid = await e.actor(AccountV1, "a").deposit.enqueue(1)
         for _ in range(100):
@@ -413,8 +408,8 @@ class Money:
     cents: int
 
 
-def test_the_sync_engine_calls_actors(tmp_path: Path) -> None:
-    with perdure.Engine(url(tmp_path), registry=reg) as e:
+def test_the_sync_engine_calls_actors(db_url: str) -> None:
+    with perdure.Engine(db_url, registry=reg) as e:
         c = e.actor(Counter, "sync")
         assert c.add(2) == 2
         assert c.call(Counter.add_async, 3) == 5

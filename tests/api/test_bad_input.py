@@ -345,7 +345,8 @@ async def test_invalid_list_filters_are_refused(
 @pytest.mark.parametrize(
     ("url", "fragment"),
     [
-        ("postgresql://localhost/db", "unsupported database URL scheme 'postgresql'"),
+        ("postgresql://localhost/db?pool_size=0", "pool_size='0'"),
+        ("postgres://localhost:port/db", "port of the PostgreSQL URL"),
         ("mysql://x", "unsupported database URL scheme 'mysql'"),
         ("sqlite://", "names no file"),
         ("sqlite:///:memory:", "cannot be durable"),
@@ -357,6 +358,32 @@ def test_unusable_database_urls_are_refused(url: str, fragment: str) -> None:
     with pytest.raises(perdure.InvalidArgument) as info:
         perdure.Engine(url, registry=perdure.Registry())
     assert fragment in str(info.value)
+
+
+async def test_postgres_credentials_never_show_in_the_url_or_in_errors(registry: perdure.Registry) -> None:
+    engine = perdure.Engine(
+        "postgresql://someone:s3cret@127.0.0.1:1/db?pool_size=2",
+        registry=registry,
+        store_retry_deadline=0.2,
+    )
+    assert engine.url == "postgresql://127.0.0.1:1/db"
+    with pytest.raises(perdure.StoreError) as info:
+        await engine.open()
+    assert "s3cret" not in str(info.value)
+    assert "someone" not in engine.url
+
+
+async def test_postgres_user_names_are_blanked_out_of_errors(
+    postgres_server: str, registry: perdure.Registry
+) -> None:
+    host = postgres_server.split("@", 1)[1]  # the test server, as a user that does not exist
+    engine = perdure.Engine(
+        f"postgresql://nobody_xq7:s3cret@{host}", registry=registry, store_retry_deadline=0.2
+    )
+    with pytest.raises(perdure.StoreError) as info:
+        await engine.open()
+    assert "nobody_xq7" not in str(info.value)
+    assert "s3cret" not in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -137,3 +137,62 @@ def test_help_lists_the_workloads() -> None:
     for name in ("floor", "steps-seq", "throughput", "roundtrip", "recovery", "replay", "sleepers", "actors"):
         assert name in proc.stdout
     assert "_once" not in proc.stdout
+
+
+def test_bench_on_postgres_runs_each_workload_in_a_fresh_schema_and_drops_it(postgres_database: str) -> None:
+    import psycopg
+
+    postgres_url = postgres_database
+
+    def schemas() -> set[str]:
+        with psycopg.connect(postgres_url) as conn:
+            rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'perdure_bench_%'")
+            return {r[0] for r in rows}
+
+    (floor,) = bench("floor", "--commits", "5", "--runs", "1", "--db", postgres_url)
+    (w1,) = bench("steps-seq", "--steps", "5", "--floor-commits", "5", "--runs", "1", "--db", postgres_url)
+    (w2,) = bench(
+        "throughput",
+        "--workflows",
+        "5",
+        "--steps",
+        "2",
+        "--flavour",
+        "async",
+        "--runs",
+        "1",
+        "--db",
+        postgres_url,
+    )
+    (w5,) = bench("sleepers", "--sleepers", "5", "--runs", "1", "--db", postgres_url)
+    for doc in (floor, w1, w2, w5):
+        assert doc["store"] == "postgres"
+        assert doc["durability"]["synchronous_commit"] in {
+            "on",
+            "remote_apply",
+            "remote_write",
+            "local",
+            "off",
+        }
+    assert floor["figures"]["us_per_commit"] > 0
+    assert w1["figures"]["floor_us_per_commit"] > 0
+    assert w2["figures"]["bad_results"] == 0
+    assert schemas() == set(), "every run's schema is dropped"
+
+
+def test_throughput_with_executor_processes_shares_the_work_on_postgres(postgres_url: str) -> None:
+    (doc,) = bench(
+        "throughput", "--workflows", "30", "--steps", "2", "--executors", "2", "--flavour", "async",
+        "--runs", "1", "--db", postgres_url,
+    )  # fmt: skip
+    figures = doc["figures"]
+    assert figures["executors"] == 2
+    assert figures["bad_results"] == 0
+    assert sum(figures["activations_per_executor"]) >= 31, "every workflow (and the warm-up) ran"
+    assert figures["steps_per_s"] > 0
+
+
+def test_throughput_with_executor_processes_needs_postgres(tmp_path: Path) -> None:
+    proc = perdure_cli("bench", "throughput", "--executors", "2", "--db", f"sqlite:///{tmp_path / 'x.db'}")
+    assert proc.returncode == 2
+    assert "needs --db postgresql://" in proc.stderr

@@ -2,19 +2,21 @@
 
 A backend knows how to make a store on a fresh database of its own, and how
 to tamper with that database from outside the store (foreign tables, a newer
-schema) for the migration tests. To add PostgreSQL, write a ``Backend`` for it
-and add its name to ``BACKENDS``.
+schema) for the migration tests. PostgreSQL gets a fresh schema per test (the
+``postgres_url`` fixture of tests/conftest.py, which skips without a server).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
+import psycopg
 import pytest
 
+from perdure._store.postgres import PostgresStore
 from perdure._store.protocol import Store
 from perdure._store.sqlite import SQLiteStore
 
@@ -62,12 +64,38 @@ class SQLiteBackend:
         self.path.write_bytes(b"these are not the pages you are looking for\n" * 200)
 
 
-BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": SQLiteBackend}
+class PostgresBackend:
+    name = "postgres"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def make_store(self) -> Store:
+        return PostgresStore(self.url)
+
+    def _execute(self, sql: str, params: tuple[str, ...] = ()) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(sql, params)
+
+    def add_foreign_table(self) -> None:
+        self._execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT)")
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._execute("UPDATE perdure_meta SET value = %s WHERE key = %s", (value, key))
+
+    def corrupt(self) -> None:
+        # A server cannot serve garbage pages; the nearest thing is a perdure_meta of another shape.
+        self._execute("CREATE TABLE perdure_meta (garbage BYTEA)")
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+BACKENDS = ("postgres", "sqlite")
+
+
+@pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return BACKENDS[request.param](tmp_path)
+    if request.param == "postgres":
+        return PostgresBackend(request.getfixturevalue("postgres_url"))
+    return SQLiteBackend(tmp_path)
 
 
 @pytest.fixture

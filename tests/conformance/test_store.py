@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -201,6 +202,59 @@ async def test_clear_retries_drops_retry_state_when_the_instance_ends(store: Sto
     found = await store.get_instance("w1")
     assert found is not None
     assert (found.status, found.output) == (Status.COMPLETED, b"J3")
+
+
+async def test_a_message_sent_while_its_target_starts_waiting_always_wakes_it(
+    store: Store, backend: Backend
+) -> None:
+    """Two writers at once (another store on the same database): an instance unloading to
+    wait on a topic, and a client sending on it. Whichever commits first, the instance ends
+    up waiting *and due*; a wake-up lost between them would leave it waiting forever."""
+    other = backend.make_store()
+    await other.open()
+    try:
+        for n in range(60):
+            iid = f"w{n}"
+            await running(store, iid)
+            wait = InstanceUpdate(status=Status.WAITING, updated_at=NOW, waiting_topic="t")
+            await asyncio.gather(
+                store.commit([Append(instance_id=iid, token=1, update=wait)]),
+                other.commit([Send(message=Message(target=iid, topic="t", payload=b"J1", at=NOW + 1))]),
+            )
+            found = await store.get_instance(iid)
+            assert found is not None
+            assert found.status is Status.WAITING
+            assert found.wake_at is not None, f"{iid}: the message came, the wake-up was lost"
+            assert await store.next_message(iid, "t") == (1, b"J1")
+    finally:
+        await other.close()
+
+
+async def test_a_child_ending_while_its_parent_starts_waiting_for_it_always_wakes_it(
+    store: Store, backend: Backend
+) -> None:
+    other = backend.make_store()
+    await other.open()
+    try:
+        for n in range(60):
+            parent, child = f"p{n}", f"c{n}"
+            await running(store, parent)
+            kid = InstanceRow(
+                id=child, name="wf", status=Status.RUNNING, input=b"J[]", created_at=NOW, updated_at=NOW,
+                owner="ex-2", token=1, parent_id=parent, parent_close="terminate",
+            )  # fmt: skip
+            await create(store, kid)
+            wait = InstanceUpdate(status=Status.WAITING, updated_at=NOW, waiting_topic=f"__child__:{child}")
+            end = InstanceUpdate(status=Status.COMPLETED, updated_at=NOW + 1, output=b"J1")
+            await asyncio.gather(
+                store.commit([Append(instance_id=parent, token=1, update=wait)]),
+                other.commit([Append(instance_id=child, token=1, update=end)]),
+            )
+            found = await store.get_instance(parent)
+            assert found is not None
+            assert found.wake_at is not None, f"{parent}: its child ended, the wake-up was lost"
+    finally:
+        await other.close()
 
 
 async def test_a_message_sent_with_its_journal_entry_is_delivered_once_per_sender(store: Store) -> None:

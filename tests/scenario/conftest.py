@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from .cluster import Cluster
 from .harness import MakeScenario, Scenario
 
 HERE = Path(__file__).parent
@@ -30,11 +32,26 @@ def make_scenario(tmp_path: Path) -> Iterator[MakeScenario]:
     """``make_scenario(workflows, steps)``: a fresh database and ledger; workers are killed at teardown."""
     made: list[Scenario] = []
 
-    def make(workflows: int, steps: int, *, sync_workflow: bool = False) -> Scenario:
-        sc = Scenario(tmp_path / f"scenario-{len(made)}", workflows, steps, sync_workflow)
+    def make(
+        workflows: int, steps: int, *, sync_workflow: bool = False, engine_url: str | None = None
+    ) -> Scenario:
+        sc = Scenario(tmp_path / f"scenario-{len(made)}", workflows, steps, sync_workflow, engine_url)
         made.append(sc)
         return sc
 
     yield make
     for sc in made:
         sc.stop()
+
+
+@pytest.fixture
+def private_postgres(postgres_server: str) -> Iterator[Cluster]:
+    """A started PostgreSQL cluster of this test's own, which it may kill and restart."""
+    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
+        pytest.skip("the PostgreSQL server binaries (initdb, pg_ctl) are not on PATH")
+    cluster = Cluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()

@@ -170,6 +170,18 @@ class Ledger:
         finally:
             conn.close()
 
+    def write_lock_free(self) -> bool:
+        """True if no process holds the ledger's write lock right now."""
+        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            conn.close()
+
     def count_attempts(self) -> int:
         return int(self._rows("SELECT count(*) FROM attempts")[0][0])
 
@@ -243,6 +255,12 @@ def read_state(url: str) -> DbState:
     return DbState(infos=infos, histories=histories)
 
 
+def _state(pid: int) -> str:
+    """The process state letter in /proc (T: stopped)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2]
+
+
 def retry_rows(db: Path) -> list[tuple[str, int, int, float]]:
     """The engine's durable retry states: (instance, position, attempts so far, next attempt at)."""
     if not db.exists():
@@ -294,8 +312,13 @@ class Scenario:
     steps: int
     sync_workflow: bool = False
     """Run ``chain`` as a ``def`` workflow (steps inline in its thread) instead of ``async def``."""
+    engine_url: str | None = None
+    """The engine's database if not a SQLite file in ``dir`` (a PostgreSQL schema)."""
     workers: list[Worker] = field(default_factory=list)
     snapshots: list[Snapshot] = field(default_factory=list)
+    lease_losses: int = 0
+    """Workers paused past their lease (zombies): each may have a step in flight that another
+    executor runs again, like a crash (C4)."""
 
     def __post_init__(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -315,7 +338,11 @@ class Scenario:
 
     @property
     def url(self) -> str:
-        return f"sqlite:///{self.db}"
+        return self.engine_url or f"sqlite:///{self.db}"
+
+    @property
+    def on_sqlite(self) -> bool:
+        return self.engine_url is None
 
     @property
     def ids(self) -> list[str]:
@@ -333,15 +360,19 @@ class Scenario:
         close_grace: float = 10.0,
         max_recoveries: int = 10,
         seed: int | None = None,
+        done: Path | None = None,
+        extra: tuple[str, ...] = (),
     ) -> Worker:
         """Start a worker on this scenario's database (options: see ``worker.py --help``)."""
         args = [
-            *("--db", str(self.db), "--ledger", str(self.ledger_path), "--done", str(self.done)),
+            *("--db", self.engine_url or str(self.db), "--ledger", str(self.ledger_path)),
+            *("--done", str(done or self.done)),
             *("--workflows", str(self.workflows), "--steps", str(self.steps)),
             *("--step-sleep", str(step_sleep), "--retry-interval", str(retry_interval)),
             *("--fail-step", str(fail_step), "--fail-attempts", str(fail_attempts)),
             *("--close-after", str(close_after), "--close-grace", str(close_grace)),
             *("--max-recoveries", str(max_recoveries)),
+            *extra,
         ]
         if crashpoint:
             args += ["--crashpoint", crashpoint]
@@ -373,6 +404,19 @@ class Scenario:
         )
         assert worker.kill() == -signal.SIGKILL, f"worker {worker.pid} ended before it could be killed"
         return self.snapshot()
+
+    def pause(self, worker: Worker) -> None:
+        """SIGSTOP ``worker`` (a zombie to be), at a moment it holds no ledger lock: stopped in a
+        ledger write, it would stall every other worker's steps."""
+        for _ in range(1000):
+            os.kill(worker.pid, signal.SIGSTOP)
+            eventually(lambda: _state(worker.pid) == "T", timeout=10, what=f"worker {worker.pid} stopped")
+            if self.ledger.write_lock_free():
+                self.lease_losses += 1
+                return
+            os.kill(worker.pid, signal.SIGCONT)
+            time.sleep(0.001)  # let it finish its ledger write, then try again
+        raise AssertionError(f"worker {worker.pid} always held the ledger lock when stopped")
 
     def snapshot(self) -> Snapshot:
         """Record the database as it is now (after a crash), for the no-rerun check."""
@@ -417,7 +461,9 @@ class Scenario:
 class MakeScenario(Protocol):
     """The ``make_scenario`` fixture."""
 
-    def __call__(self, workflows: int, steps: int, *, sync_workflow: bool = False) -> Scenario: ...
+    def __call__(
+        self, workflows: int, steps: int, *, sync_workflow: bool = False, engine_url: str | None = None
+    ) -> Scenario: ...
 
 
 # --- the checker -------------------------------------------------------------
@@ -438,7 +484,7 @@ class Checker:
         self.by_step = by_step(self.attempts)
         self.effects = scenario.ledger.effects()
         self.acknowledged = scenario.ledger.starts() | set(expected if expected is not None else scenario.ids)
-        self.crashes = scenario.crashes()
+        self.crashes = scenario.crashes() + scenario.lease_losses
 
     # C1 ---------------------------------------------------------------------
 
@@ -645,7 +691,15 @@ class Checker:
     # C7 ---------------------------------------------------------------------
 
     def c7_databases_clean(self) -> list[str]:
-        return integrity_violations(self.sc.db) + integrity_violations(self.sc.ledger_path)
+        engine = integrity_violations(self.sc.db) if self.sc.on_sqlite else []
+        # PostgreSQL: foreign keys hold by construction; nothing may stay owned by a dead executor.
+        if not self.sc.on_sqlite:
+            engine = [
+                f"C7: {wid} is still running"
+                for wid, info in self.state.infos.items()
+                if info.status == "running"
+            ]
+        return engine + integrity_violations(self.sc.ledger_path)
 
     # all --------------------------------------------------------------------
 
@@ -663,7 +717,7 @@ class Checker:
         }
         if model:
             checks["C5"] = self.c5_outputs_match_model
-        if replay:
+        if replay and self.sc.on_sqlite:  # the replay runs on a copy of the SQLite file
             checks["C6"] = self.c6_replay_runs_no_step
         return {name: check() for name, check in checks.items()}
 

@@ -1,6 +1,6 @@
 """The scenario worker: a real executor process for crash tests.
 
-    python tests/scenario/worker.py --db PATH --ledger PATH --workflows N --steps M [--crashpoint SPEC]
+    python tests/scenario/worker.py --db PATH|URL --ledger PATH --workflows N --steps M [--crashpoint SPEC]
 
 It starts ``N`` ``chain`` workflows (``async def``; ``def`` with ``--sync-workflow``)
 with fixed ids (``wf-0`` ... ``wf-{N-1}``; starting is idempotent, so a restart of
@@ -124,6 +124,7 @@ class LedgerWriter:
 
     def begin_attempt(self, instance: str, step: int, key: str) -> int:
         """Record that an execution of the step starts now; its attempt number (1-based)."""
+        started = clock.now()  # before waiting for the ledger's lock: a pause there is part of the step
         c = self.conn()
         c.execute("BEGIN IMMEDIATE")
         try:
@@ -133,7 +134,7 @@ class LedgerWriter:
             c.execute(
                 "INSERT INTO attempts (instance, step, attempt, pid, started, idempotency_key)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (instance, step, done + 1, self.pid, clock.now(), key),
+                (instance, step, done + 1, self.pid, started, key),
             )
             c.execute("COMMIT")
         except BaseException:
@@ -186,11 +187,14 @@ class Options(argparse.Namespace):
     max_recoveries: int
     seed: int | None
     sync_workflow: bool
+    start_only: bool
+    max_active: int
+    lease_ttl: float
 
 
 def parse(argv: Sequence[str]) -> Options:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--db", required=True, help="the engine's SQLite file")
+    p.add_argument("--db", required=True, help="the engine's SQLite file, or a postgresql:// URL")
     p.add_argument("--ledger", required=True, help="the effect ledger's SQLite file")
     p.add_argument("--workflows", type=int, required=True)
     p.add_argument("--steps", type=int, required=True)
@@ -208,6 +212,11 @@ def parse(argv: Sequence[str]) -> Options:
     p.add_argument("--result-timeout", type=float, default=120.0)
     p.add_argument("--max-recoveries", type=int, default=10, help="crash recoveries before poison parking")
     p.add_argument("--sync-workflow", action="store_true", help="a def workflow (its steps run inline)")
+    p.add_argument(
+        "--start-only", action="store_true", help="a client: start the workflows, run none, exit 0"
+    )
+    p.add_argument("--max-active", type=int, default=1000, help="instances this executor drives at once")
+    p.add_argument("--lease-ttl", type=float, default=10.0, help="seconds the executor lease lasts")
     p.add_argument(
         "--seed", type=int, help="PERDURE_SEED for this process (drives probabilistic crash points)"
     )
@@ -275,10 +284,13 @@ async def run(opts: Options) -> int:
     attempted = threading.Semaphore(0)
     registry = define(opts, ledger, attempted)
     engine = perdure.Engine(
-        f"sqlite:///{opts.db}",
+        opts.db if "://" in opts.db else f"sqlite:///{opts.db}",
         registry=registry,
+        executor=not opts.start_only,
         poll_interval=opts.poll_interval,
         max_recoveries=opts.max_recoveries,
+        max_active=opts.max_active,
+        lease_ttl=opts.lease_ttl,
     )
     await engine.open()
     try:
@@ -289,6 +301,8 @@ async def run(opts: Options) -> int:
             ledger.record(
                 "INSERT INTO starts (instance, pid, at) VALUES (?, ?, ?)", (wid, ledger.pid, clock.now())
             )
+        if opts.start_only:
+            return 0
         if opts.close_after:
             await close_when(attempted, opts.close_after)
             await engine.close(opts.close_grace)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 from typing import Any
 
 from .conftest import Server, run_cli
@@ -115,18 +114,3 @@ def test_bench_roundtrip_over_http_prints_its_figures(server: Server) -> None:
     assert "POST /v1/workflows?wait=" in doc["measured"]
     listed = as_json(server, "workflow", "list", "--name", "perdure.ping")["items"]
     assert len(listed) == 3 + 5 + 3 + 5  # the measured and warm-up starts of both runs
-
-
-def test_migrate_creates_a_schema_and_refuses_what_is_not_perdures(tmp_path: Path) -> None:
-    db = tmp_path / "new.db"
-    proc = run_cli("migrate", "--db", f"sqlite:///{db}")
-    assert proc.returncode == 0, proc.stderr
-    assert "schema up to date" in proc.stdout
-    assert db.exists()
-    assert run_cli("migrate", "--db", f"sqlite:///{db}").returncode == 0  # again: nothing to do
-    junk = tmp_path / "junk.db"
-    junk.write_bytes(b"not a database at all" * 200)
-    proc = run_cli("migrate", "--db", f"sqlite:///{junk}")
-    assert proc.returncode == 1
-    assert "cannot migrate" in proc.stderr
-    assert "Traceback" not in proc.stderr

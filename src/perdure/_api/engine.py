@@ -76,16 +76,42 @@ def _positive(name: str, value: object, *, integer: bool = False) -> None:
 
 
 def open_store(url: str, *, busy_timeout: float) -> tuple[Store, Path | None]:
-    """The store a URL names, and the directory for executor lock files (same machine only)."""
+    """The store a URL names, and the directory for executor lock files (same machine only:
+    SQLite; PostgreSQL executors learn of each other's death by lease expiry)."""
     if not isinstance(url, str):
         raise InvalidArgument(f"the database URL must be a str, got {type(url).__name__}")
-    scheme = url.split(":", 1)[0]
+    scheme = url.split(":", 1)[0] if ":" in url else ""
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from perdure._store.postgres import PostgresStore  # psycopg loads only when used
+        except ImportError as exc:
+            raise InvalidArgument(
+                f"PostgreSQL needs psycopg ({exc.name} is missing); install perdure[postgres]"
+            ) from None
+        return PostgresStore(url), None
     if scheme != "sqlite":
         raise InvalidArgument(
-            f"unsupported database URL scheme {scheme!r} in {url!r}; use sqlite:///path/to/file.db"
+            f"unsupported database URL scheme {scheme!r}; use sqlite:///path/to/file.db "
+            "or postgresql://user@host:5432/database"
         )
     path, sync = parse_url(url)
     return SQLiteStore(path, synchronous=sync, busy_timeout=busy_timeout), Path(f"{path}-executors")
+
+
+async def migrate(url: str) -> int:
+    """Create or upgrade the schema of the database at ``url``; returns its schema version.
+
+    What ``Engine.open`` does first, without starting anything: for deploys that migrate
+    before the workers start (``perdure migrate --db URL``). Safe to run while executors
+    start: PostgreSQL migrates under an advisory lock, SQLite in one write transaction.
+    Raises ``IncompatibleDatabase`` for a database of another application or a newer schema.
+    """
+    store, _ = open_store(url, busy_timeout=5.0)
+    await store.open()
+    try:
+        return await store.schema_version()
+    finally:
+        await store.close()
 
 
 class Engine(ScheduleMethods, ActorMethods):
@@ -93,7 +119,9 @@ class Engine(ScheduleMethods, ActorMethods):
 
     Args:
         url: ``sqlite:///relative.db`` or ``sqlite:////absolute.db``
-            (``?synchronous=NORMAL`` survives process crashes but not power loss).
+            (``?synchronous=NORMAL`` survives process crashes but not power loss), or
+            ``postgresql://user@host:5432/database`` (``?pool_size=N``: connections
+            per process, 8 by default, plus one that listens for wake-ups).
         registry: where to find workflows and steps; the decorators' default registry.
         executor: run workflows in this process (default). ``False`` makes a client
             that only starts, inspects and steers instances other processes run.
@@ -149,6 +177,8 @@ class Engine(ScheduleMethods, ActorMethods):
         crashpoints.arm_from_env()
         store, lock_dir = open_store(url, busy_timeout=busy_timeout)
         self.url = store.url
+        self._subscribe = getattr(store, "subscribe", None)
+        """Wake-ups from other processes' commits (PostgreSQL LISTEN/NOTIFY), if the store has them."""
         faults = os.environ.get("PERDURE_STORE_FAULTS", "")
         if faults:
             store = FaultyStore(store, parse_faults(faults), crashpoints.seed_from_env())
@@ -222,6 +252,8 @@ class Engine(ScheduleMethods, ActorMethods):
                 on_end=self._ended,
             )
             await self._executor.start()
+            if self._subscribe is not None:
+                self._subscribe(self._executor.nudge)
 
     async def close(self, grace: float = 10.0) -> None:
         """Stop the executor (running instances get ``grace`` seconds), flush, close."""

@@ -5,7 +5,9 @@ threads and warm caches never carry over from one run to the next. The parent
 prints one JSON object per workload (and per flavour, for ``throughput``): the
 median of the runs as ``figures``, every run under ``runs``, with the
 parameters, what exactly was measured, versions and machine. Progress goes to
-stderr, JSON to stdout. Durability is the engine's default: WAL, synchronous=FULL.
+stderr, JSON to stdout. Durability is the engine's default: WAL, synchronous=FULL
+on SQLite; synchronous_commit as the server has it (on by default) on PostgreSQL,
+where each run gets a fresh schema of the ``--db`` database, dropped afterwards.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sqlite3
 import statistics
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -32,6 +35,7 @@ from perdure._cli.actor_workload import run_actors
 from perdure._cli.remote import roundtrip_http
 from perdure._cli.sleepers import run_sleepers
 from perdure._cli.workloads import (
+    BENCH_URL,
     EXECUTORS,
     FLAVOURS,
     RUNS,
@@ -63,8 +67,10 @@ MEASURED_HTTP = (
 )
 MEASURED = {
     "floor": (
-        "wall time of N commits of one single-row INSERT each (BEGIN IMMEDIATE; INSERT; COMMIT) on a raw "
-        "sqlite3 connection in WAL mode with synchronous=FULL, divided by N, after 20 warm-up commits"
+        "wall time of N commits of one single-row INSERT each, divided by N, after 20 warm-up commits: "
+        "SQLite: BEGIN IMMEDIATE; INSERT; COMMIT on a raw sqlite3 connection in WAL mode with "
+        "synchronous=FULL; PostgreSQL: one INSERT in autocommit on a raw psycopg connection (one round "
+        "trip, one WAL flush)"
     ),
     "steps-seq": (
         "wall time from engine.start() to result() of one workflow running N sequential no-op steps, "
@@ -74,7 +80,10 @@ MEASURED = {
     "throughput": (
         "wall time from starting all workflows at once (asyncio.gather of engine.start) to the last "
         "result(); cpu_s is os.times() user+system of the whole process over that interval; peak_rss_mb "
-        "is ru_maxrss of the run's own process (one fresh process per run, engine warmed by 1 workflow)"
+        "is ru_maxrss of the run's own process (one fresh process per run, engine warmed by 1 workflow); "
+        "with executors=N, a client process starts them all and N executor processes (engines open "
+        "before the clock starts) run them: wall time to the last completion the executors recorded, "
+        "cpu_s summed over the executors"
     ),
     "roundtrip": (
         "per iteration, in process and in a row: engine.start() of a 1-step workflow, then result(); "
@@ -130,7 +139,8 @@ def _common(fn: F) -> F:
         "--db",
         metavar="URL",
         default=None,
-        help="sqlite:///path of a new database file (default: a fresh file in a temporary directory)",
+        help="sqlite:///path of a new database file (default: a fresh file in a temporary directory), "
+        "or postgresql://user@host:port/database (each run gets a fresh schema there, dropped after)",
     )(fn)
     fn = click.option(
         "--runs", default=3, show_default=True, type=click.IntRange(1), help="runs; the median is reported"
@@ -153,7 +163,7 @@ def _flavour(default: str, *, both: bool = False) -> Callable[[F], F]:
 @click.option("--commits", default=2000, show_default=True, type=click.IntRange(1))
 @_common
 def floor(commits: int, runs: int, db: str | None) -> None:
-    """The storage floor: us per durable single-row commit on raw sqlite3."""
+    """The storage floor: us per durable single-row commit on a raw connection (sqlite3 or psycopg)."""
     _report("floor", {"commits": commits}, runs, db)
 
 
@@ -170,12 +180,25 @@ def steps_seq(steps: int, floor_commits: int, flavour: str, runs: int, db: str |
 @bench.command()
 @click.option("--workflows", default=2000, show_default=True, type=click.IntRange(1))
 @click.option("--steps", default=10, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--executors",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 64),
+    help="0: start and run in one process; N: a client starts, N executor processes share the work "
+    "(PostgreSQL)",
+)
 @_flavour("both", both=True)
 @_common
-def throughput(workflows: int, steps: int, flavour: str, runs: int, db: str | None) -> None:
+def throughput(workflows: int, steps: int, executors: int, flavour: str, runs: int, db: str | None) -> None:
     """W2: many workflows of no-op steps started at once; workflows/s, steps/s, CPU, RSS."""
+    if executors and (db is None or db.split(":", 1)[0] not in POSTGRES):
+        raise click.UsageError("--executors needs --db postgresql://...: SQLite serves one process")
     for fl in FLAVOURS if flavour == "both" else (flavour,):
-        _report("throughput", {"workflows": workflows, "steps": steps, "flavour": fl}, runs, db)
+        params: Params = {"workflows": workflows, "steps": steps, "flavour": fl}
+        if executors:
+            params["executors"] = executors
+        _report("throughput", params, runs, db)
 
 
 @bench.command()
@@ -281,12 +304,14 @@ def executor(role: str, params: str) -> None:
 
 def _report(kind: str, params: Params, runs: int, db: str | None) -> None:
     results: list[Figures] = []
+    postgres = db if db is not None and db.split(":", 1)[0] in POSTGRES else None
     for k in range(runs):
         shown = " ".join(f"{key}={value}" for key, value in params.items())
         click.echo(f"perdure bench {kind} {shown}: run {k + 1}/{runs}", err=True)
-        with _database(db, k) as path:
+        with _schema(postgres) if postgres else _database(db, k) as path:
             results.append(_run_once(kind, params, path))
-    _emit(kind, params, results, store="sqlite", durability={"journal_mode": "wal", "synchronous": "FULL"})
+    durability = _server(postgres) if postgres else {"journal_mode": "wal", "synchronous": "FULL"}
+    _emit(kind, params, results, store="postgres" if postgres else "sqlite", durability=durability)
 
 
 def _emit(kind: str, params: Params, results: list[Figures], *, store: str, durability: Figures) -> None:
@@ -322,6 +347,49 @@ def _run_once(kind: str, params: Params, db: Path) -> Figures:
         raise click.ClickException(str(exc)) from exc
 
 
+POSTGRES = ("postgresql", "postgres")
+
+
+def _admin(url: str) -> Any:
+    """A psycopg connection to the --db database, for making and dropping the runs' schemas."""
+    import psycopg  # only with --db postgresql://...
+
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise click.UsageError(f"cannot connect to the --db PostgreSQL database: {first}") from None
+
+
+@contextmanager
+def _schema(url: str) -> Iterator[Path]:
+    """A fresh schema for one run (its processes find it in PERDURE_BENCH_URL), and a
+    temporary directory for the run's side files; both removed after."""
+    name = f"perdure_bench_{uuid.uuid4().hex[:12]}"
+    with _admin(url) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    tmp = Path(tempfile.mkdtemp(prefix="perdure-bench-"))
+    sep = "&" if "?" in url else "?"
+    os.environ[BENCH_URL] = f"{url}{sep}options=-csearch_path%3D{name}"
+    try:
+        yield tmp / "bench.db"
+    finally:
+        os.environ.pop(BENCH_URL, None)
+        shutil.rmtree(tmp, ignore_errors=True)
+        with _admin(url) as conn:
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+def _server(url: str) -> Figures:
+    """What the PostgreSQL server's durability settings and version are."""
+    with _admin(url) as conn:
+        found = {
+            name: conn.execute(f"SHOW {name}").fetchone()[0]
+            for name in ("synchronous_commit", "fsync", "wal_sync_method", "server_version")
+        }
+    return found
+
+
 @contextmanager
 def _database(db: str | None, k: int) -> Iterator[Path]:
     """The database file of run ``k``: new each time; a temporary one is removed after."""
@@ -348,7 +416,8 @@ def _path_of(url: str) -> Path:
     prefix = "sqlite:///"
     if not url.startswith(prefix) or len(url) == len(prefix):
         raise click.BadParameter(
-            f"{url!r} is not a SQLite URL; use sqlite:///relative.db or sqlite:////absolute.db",
+            f"{url!r} is neither a SQLite nor a PostgreSQL URL; use sqlite:///relative.db, "
+            "sqlite:////absolute.db or postgresql://user@host:5432/database",
             param_hint="--db",
         )
     if "?" in url:

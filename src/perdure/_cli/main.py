@@ -15,7 +15,7 @@ from perdure._cli.workflows import workflow
 @click.group(name="perdure", context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(perdure.__version__, prog_name="perdure")
 def cli() -> None:
-    """perdure: durable execution for Python on SQLite."""
+    """perdure: durable execution for Python on SQLite or PostgreSQL."""
 
 
 cli.add_command(bench)

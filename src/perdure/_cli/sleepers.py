@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import sqlite3
 import time
 from pathlib import Path
 
 import perdure
-from perdure._cli.workloads import REG, Figures, Params, engine_at, rss_mb
+from perdure._cli.workloads import BENCH_URL, REG, Figures, Params, engine_at, rss_mb
 
 CHUNK = 5000
 
@@ -43,7 +44,16 @@ async def _start(engine: perdure.Engine, n: int, seconds: float) -> None:
 
 
 def _count(db: Path, status: str) -> int:
-    # A side reader on the file, outside the engine: the bench watches, it does not steer.
+    # A side reader of the database, outside the engine: the bench watches, it does not steer.
+    url = os.environ.get(BENCH_URL)
+    if url:
+        import psycopg  # only with --db postgresql://...
+
+        with psycopg.connect(url) as pg:
+            found = pg.execute(
+                "SELECT count(*) FROM instances WHERE name = 'bench.sleeper' AND status = %s", (status,)
+            ).fetchone()
+        return int(found[0]) if found else 0
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         row = conn.execute(
             "SELECT count(*) FROM instances WHERE name = 'bench.sleeper' AND status = ?", (status,)

@@ -81,9 +81,16 @@ def child_env() -> dict[str, str]:
     return env
 
 
+BENCH_URL = "PERDURE_BENCH_URL"
+"""Set by ``perdure bench --db postgresql://...`` for its run processes: the run's fresh schema.
+Unset, the run's database is the SQLite file ``db``."""
+
+
 def engine_at(db: Path, *, executor: bool = True) -> perdure.Engine:
-    """An engine with every default (durable: WAL, synchronous=FULL) but the registry."""
-    return perdure.Engine(f"sqlite:///{db.resolve()}", registry=REG, executor=executor)
+    """An engine with every default (durable: WAL, synchronous=FULL; PostgreSQL's
+    synchronous_commit=on) but the registry."""
+    url = os.environ.get(BENCH_URL) or f"sqlite:///{db.resolve()}"
+    return perdure.Engine(url, registry=REG, executor=executor)
 
 
 # --- what the workflows report back to the process they run in -----------------
@@ -220,22 +227,51 @@ REPLAY: dict[str, Flow] = {"async": replay_async, "sync": replay_sync}
 # --- the storage floor -----------------------------------------------------------
 
 
-def measure_floor(path: Path, commits: int) -> Figures:
+Committer = tuple[Callable[[], None], Callable[[], None]]
+PAYLOAD = b"x" * 64
+
+
+def _sqlite_committer(path: Path) -> Committer:
     """Single-row INSERT commits on a raw sqlite3 connection, WAL and synchronous=FULL."""
     conn = sqlite3.connect(path, isolation_level=None)
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode != "wal":
+        conn.close()
+        raise RuntimeError(f"{path}: could not switch to WAL (got {mode})")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE IF NOT EXISTS floor (id INTEGER PRIMARY KEY, v BLOB NOT NULL)")
+
+    def commit() -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO floor (v) VALUES (?)", (PAYLOAD,))
+        conn.execute("COMMIT")
+
+    return commit, conn.close
+
+
+def _postgres_committer(url: str) -> Committer:
+    """Single-row INSERT commits on a raw psycopg connection in autocommit: one statement,
+    one round trip, one WAL flush (synchronous_commit as the server has it, on by default)."""
+    import psycopg  # only with --db postgresql://...
+
+    conn = psycopg.connect(url, autocommit=True)
+    conn.execute("CREATE TABLE IF NOT EXISTS floor (id BIGSERIAL PRIMARY KEY, v BYTEA NOT NULL)")
+
+    def commit() -> None:
+        conn.execute("INSERT INTO floor (v) VALUES (%s)", (PAYLOAD,))
+
+    def close() -> None:
+        conn.execute("DROP TABLE floor")  # the engine then finds the run's schema empty, as it must
+        conn.close()
+
+    return commit, close
+
+
+def measure_floor(path: Path, commits: int) -> Figures:
+    """The storage floor: durable single-row commits on a raw connection to the run's database."""
+    url = os.environ.get(BENCH_URL)
+    commit, close = _postgres_committer(url) if url else _sqlite_committer(path)
     try:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode != "wal":
-            raise RuntimeError(f"{path}: could not switch to WAL (got {mode})")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("CREATE TABLE IF NOT EXISTS floor (id INTEGER PRIMARY KEY, v BLOB NOT NULL)")
-        payload = b"x" * 64
-
-        def commit() -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT INTO floor (v) VALUES (?)", (payload,))
-            conn.execute("COMMIT")
-
         for _ in range(WARMUP_COMMITS):
             commit()
         lat: list[float] = []
@@ -246,7 +282,7 @@ def measure_floor(path: Path, commits: int) -> Figures:
             lat.append(time.perf_counter() - t)
         wall = time.perf_counter() - t0
     finally:
-        conn.close()
+        close()
     return {
         "commits": commits,
         "us_per_commit": round(wall / commits * 1e6, 1),
@@ -303,12 +339,7 @@ async def _throughput(p: Params, db: Path) -> Figures:
         wall, cpu = time.perf_counter() - t0, cpu_s() - c0
         peak, rss1 = peak_rss_mb(), rss_mb()
     return {
-        "wf_per_s": round(n / wall, 1),
-        "steps_per_s": round(n * steps / wall, 1),
-        "wall_s": round(wall, 3),
-        "start_all_s": round(started, 3),
-        "cpu_s": round(cpu, 2),
-        "cpu_us_per_step": round(cpu / (n * steps) * 1e6, 1),
+        **_rates(n, steps, wall, started, cpu),
         "peak_rss_mb": round(peak, 1),
         "rss_before_mb": round(rss0, 1),
         "rss_after_mb": round(rss1, 1),
@@ -316,8 +347,89 @@ async def _throughput(p: Params, db: Path) -> Figures:
     }
 
 
+def _rates(n: int, steps: int, wall: float, started: float, cpu: float) -> Figures:
+    """W2's figures for ``n`` workflows of ``steps`` steps done in ``wall`` seconds."""
+    return {
+        "wf_per_s": round(n / wall, 1),
+        "steps_per_s": round(n * steps / wall, 1),
+        "wall_s": round(wall, 3),
+        "start_all_s": round(started, 3),
+        "cpu_s": round(cpu, 2),
+        "cpu_us_per_step": round(cpu / (n * steps) * 1e6, 1),
+    }
+
+
 def run_throughput(p: Params, db: Path) -> Figures:
+    if int(p.get("executors", 0)):
+        return run_throughput_shared(p, db)
     return asyncio.run(_throughput(p, db))
+
+
+def realtime() -> float:
+    """Wall-clock seconds, comparable with the times executors record in the database."""
+    return time.clock_gettime(time.CLOCK_REALTIME)
+
+
+def run_throughput_shared(p: Params, db: Path) -> Figures:
+    """W2 on ``executors`` processes sharing the database: this process is a client that
+    starts every workflow (pending; the executors claim them) and waits for the results.
+    An executor runs until its stdin is closed."""
+    n, steps, k = int(p["workflows"]), int(p["steps"]), int(p["executors"])
+    ready = [aux(db, f"ready{i}") for i in range(k)]
+    procs = [
+        subprocess.Popen(
+            child_command("_executor", "throughput", json.dumps({**p, "ready": str(r)})),
+            env=child_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        for r in ready
+    ]
+    try:
+        for r, proc in zip(ready, procs, strict=True):
+            _wait_until(r.exists, proc, 120, "the executors opened their engines")
+        t0, started, ended, bad = asyncio.run(_start_and_wait(p, db))
+        inner = [last_json(proc.communicate(timeout=120)[0], "an executor") for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    wall = ended - t0
+    cpu = sum(x["cpu_s"] for x in inner)
+    return {
+        "executors": k,
+        **_rates(n, steps, wall, started, cpu),
+        "activations_per_executor": [x["activations"] for x in inner],
+        "peak_rss_mb": round(max(x["peak_rss_mb"] for x in inner), 1),
+        "bad_results": bad,
+    }
+
+
+async def _start_and_wait(p: Params, db: Path) -> tuple[float, float, float, int]:
+    """(start time, seconds to start all, the last completion the executors recorded, bad results)."""
+    wf, n, steps = STEPS[p["flavour"]], int(p["workflows"]), int(p["steps"])
+    async with engine_at(db, executor=False) as client:
+        await (await client.start(wf, 1)).result()  # warm-up, not measured
+        t0 = realtime()
+        handles = await asyncio.gather(*(client.start(wf, steps) for _ in range(n)))
+        started = realtime() - t0
+        results = await asyncio.gather(*(h.result() for h in handles))
+        # As the executors recorded it: the client's polling for results adds nothing.
+        infos = await asyncio.gather(*(h.info() for h in handles))
+    ended = max(i.updated_at.timestamp() for i in infos)
+    return t0, started, ended, sum(1 for r in results if r != sum(range(steps)))
+
+
+async def executor_throughput(p: Params) -> Figures:
+    """One of W2's shared executors: runs what it claims until its stdin closes."""
+    async with engine_at(Path(p["ready"])) as engine:
+        c0 = cpu_s()
+        await asyncio.to_thread(Path(p["ready"]).touch)
+        await asyncio.to_thread(sys.stdin.read)
+        cpu = cpu_s() - c0
+        stats = engine.executor_stats
+    return {"cpu_s": cpu, "activations": stats.get("activations", 0), "peak_rss_mb": peak_rss_mb()}
 
 
 async def _roundtrip(p: Params, db: Path) -> list[float]:
@@ -556,4 +668,4 @@ RUNS: dict[str, Callable[[Params, Path], Figures]] = {
     "recovery": run_recovery,
     "replay": run_replay,
 }
-EXECUTORS = {"recovery": executor_recovery, "replay": executor_replay}
+EXECUTORS = {"recovery": executor_recovery, "replay": executor_replay, "throughput": executor_throughput}

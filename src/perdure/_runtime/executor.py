@@ -38,6 +38,9 @@ from perdure._runtime.leases import LocalLock, host_name
 from perdure._runtime.runner import Activation, End, Runtime, load
 
 log = logging.getLogger("perdure.executor")
+CLAIM_BATCH = 100
+"""Instances claimed at most per claim; a full claim claims again at once. Small enough that
+executors sharing a database split a burst of work between them instead of the first taking it all."""
 
 
 class Executor:
@@ -54,6 +57,7 @@ class Executor:
     ) -> None:
         self.rt = rt
         rt.nudge = self.nudge
+        rt.lease_epoch = self.lease_epoch
         self.real = SystemClock()
         """Leases and polls run on real time even when durable time is virtual."""
         self.id = f"ex-{uuid.uuid4().hex[:12]}"
@@ -76,6 +80,9 @@ class Executor:
         self._next_wake: float | None = None
         """The earliest durable wake-up the store knows of (a sleeper, a backoff, a tick)."""
         self._nudge = asyncio.Event()
+        self._lease_until = 0.0
+        """Real time until which this executor's lease surely holds (a margin before its expiry)."""
+        self._epoch = 0
         self._stopping = False
         self._loops: list[asyncio.Task[None]] = []
         self.stats = {"activations": 0, "recoveries": 0, "parked": 0}
@@ -122,10 +129,21 @@ class Executor:
             self._lock.release()
 
     async def _beat(self) -> None:
+        self.lease_epoch()  # a lapse seen here, before renewing, still counts
         beat = Beat(
             executor=self.id, host=self.host, pid=os.getpid(), expires_at=self.real.now() + self.lease_ttl
         )
         await self.rt.writer.submit((beat,))
+        self._lease_until = beat.expires_at - self.lease_ttl / 5
+
+    def lease_epoch(self) -> int:
+        """Moves on whenever the lease may have lapsed: this process was paused, starved or cut
+        off from the database past its expiry, and other executors may have taken its instances.
+        Activations prove their claim (an empty fenced write) before their next step then."""
+        if self.real.now() >= self._lease_until:
+            self._epoch += 1
+            self._lease_until = float("inf")  # one move per lapse; the next beat sets it again
+        return self._epoch
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -217,7 +235,7 @@ class Executor:
             claim_id=uuid.uuid4().hex,
             now=self.rt.clock.now(),
             lease_now=self.real.now(),
-            limit=min(room, 1000),
+            limit=min(room, CLAIM_BATCH),
         )
         rows = (await self.rt.writer.submit((claim,)))[0]
         assert isinstance(rows, list)

@@ -82,6 +82,9 @@ class Runtime:
     nudge: Callable[[], None] = lambda: None
     """Tell the executor that new work may be ready (a child started here)."""
     actors: ActorHost = field(default_factory=lambda: ActorHost(10_000, 300.0))
+    lease_epoch: Callable[[], int] = lambda: 0
+    """The executor's lease epoch: it moves whenever the lease may have lapsed (the process
+    was paused or cut off past its expiry), so activations re-check their claim before a step."""
     types: dict[int, tuple[dict[str, Any], Any]] = field(default_factory=dict)
     stats: Stats = field(default_factory=Stats)
     """Counters for ``/metrics``: each step that ends adds its latency and retries."""
@@ -131,6 +134,7 @@ class Activation:
         self.rt = rt
         self.id = row.id
         self.token = row.token
+        self.lease_epoch = rt.lease_epoch()
         self.defn = defn
         self.cursor = cursor
         self.retries = {r.position: r for r in retries}
@@ -241,8 +245,17 @@ class Activation:
 
     async def flush(self) -> None:
         """Commit the deferred step records now: before a step's function runs, so that no
-        side effect can depend on a result that is not recorded yet."""
-        if self._deferred:
+        side effect can depend on a result that is not recorded yet.
+
+        If the executor's lease lapsed since this activation last looked (a zombie woken
+        from a pause or a partition), the claim is proven first with an empty fenced append:
+        another executor may have taken the instance and recorded this very step already.
+        """
+        epoch = self.rt.lease_epoch()
+        if epoch != self.lease_epoch:
+            await self._submit((*self.take_deferred(), Append(instance_id=self.id, token=self.token)))
+            self.lease_epoch = epoch
+        elif self._deferred:
             await self._submit(self.take_deferred())
 
     def take_deferred(self) -> tuple[Append, ...]:
@@ -448,12 +461,7 @@ class Activation:
                     return self._outcome(step, stop.value)
                 answer = None
                 if command is INVOKE:
-                    await self.flush()
-                    try:
-                        answer = (True, await self._invoke(step, key, args, kwargs))
-                        crashpoints.hit("step.after_effect")
-                    except Exception as exc:  # noqa: BLE001 - the plan decides what a failure means
-                        answer = (False, exc)
+                    answer = await self._invoke_flushed(step, key, args, kwargs)
                 elif isinstance(command, Record):
                     if command.op.entries:
                         # The step's record: it goes with this instance's next write, and
@@ -487,6 +495,10 @@ class Activation:
                 return self._outcome(step, stop.value)
             answer = None
             if command is INVOKE:
+                epoch = self.rt.lease_epoch()
+                if epoch != self.lease_epoch:  # see flush()
+                    self.append_blocking(Append(instance_id=self.id, token=self.token))
+                    self.lease_epoch = epoch
                 try:
                     answer = (True, _in_scope(key, step.fn, args, kwargs))
                     crashpoints.hit("step.after_effect")
@@ -497,6 +509,21 @@ class Activation:
             else:
                 assert isinstance(command, WaitUntil)
                 self.blocking(self.wait_until(command.when, _position(key)))
+
+    async def _invoke_flushed(
+        self, step: Definition, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[bool, Any]:
+        """Commit what is deferred, then run the step: (True, value) or (False, error)."""
+        while True:
+            await self.flush()
+            try:
+                value = await self._invoke(step, key, args, kwargs)
+            except _LeaseLapsed:
+                continue  # flush() proves the claim again, or raises StaleClaim
+            except Exception as exc:  # noqa: BLE001 - the plan decides what a failure means
+                return False, exc
+            crashpoints.hit("step.after_effect")
+            return True, value
 
     async def _invoke(self, step: Definition, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if step.is_async:
@@ -511,7 +538,16 @@ class Activation:
                     raise StepTimedOut(f"step {step.name!r} ran longer than {step.timeout}s") from None
             finally:
                 context.step_scope.reset(scope)
-        call = self.loop.run_in_executor(self.rt.step_threads, _in_scope, key, step.fn, args, kwargs)
+        epoch = self.lease_epoch
+
+        def fenced() -> Any:
+            # Checked again on the step's thread at the last moment: a pause between the
+            # loop's check and this thread starting must not let a zombie run the step.
+            if self.rt.lease_epoch() != epoch:
+                raise _LeaseLapsed
+            return _in_scope(key, step.fn, args, kwargs)
+
+        call = self.loop.run_in_executor(self.rt.step_threads, fenced)
         if step.timeout is None:
             return await call
         try:
@@ -768,6 +804,10 @@ def _relay(target: concurrent.futures.Future[T], source: asyncio.Future[T]) -> N
         target.set_exception(exc)
     else:
         target.set_result(source.result())
+
+
+class _LeaseLapsed(Exception):
+    """The executor's lease lapsed between deciding to run a step and running it."""
 
 
 def _in_scope(key: str, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:

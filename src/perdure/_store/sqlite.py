@@ -46,9 +46,7 @@ from perdure._model.records import (
     FireSchedule,
     InstanceRow,
     JournalEntry,
-    Message,
     Op,
-    OplogRow,
     OplogRows,
     Outcome,
     Page,
@@ -62,6 +60,17 @@ from perdure._model.records import (
     Status,
 )
 from perdure._store import migrate
+from perdure._store.rows import (
+    actor_row,
+    fence,
+    insert_params,
+    instance_row,
+    message_params,
+    oplog_row,
+    parse_cursor,
+    parse_key_cursor,
+    schedule_row,
+)
 from perdure._store.sql import queries
 
 T = TypeVar("T")
@@ -111,144 +120,6 @@ def _map_error(exc: sqlite3.Error, where: str) -> StoreError:
     return StoreUnavailable(f"{where}: {text}")
 
 
-def _row(values: Sequence[Any]) -> InstanceRow:
-    # The column order of every instance query in queries.sql; seq (last) stays internal.
-    (iid, name, status, inp, out, err, created, updated, wake, owner, token, recov, park, cancel, topic,
-     run, run_input, parent_id, parent_close, deadline, actor_id, _seq) = values  # fmt: skip
-    return InstanceRow(
-        id=iid, name=name, status=Status(status), input=inp, output=out, error=err,
-        created_at=created, updated_at=updated, wake_at=wake, owner=owner, token=token,
-        recoveries=recov, park_reason=park, cancel_requested=bool(cancel), waiting_topic=topic,
-        run=run, run_input=run_input, parent_id=parent_id, parent_close=parent_close, deadline=deadline,
-        actor_id=actor_id,
-    )  # fmt: skip
-
-
-class _AppendRows:
-    """The rows of a run of appends, gathered per statement so each runs once."""
-
-    def __init__(self) -> None:
-        self.entries: list[tuple[Any, ...]] = []
-        self.retries: list[tuple[Any, ...]] = []
-        self.clears: list[tuple[str]] = []
-        self.updates: list[tuple[Any, ...]] = []
-        self.messages: list[dict[str, Any]] = []
-        self.consumes: list[tuple[str, str, int]] = []
-        self.events: list[tuple[str, str, bytes, float]] = []
-        self.waiting: list[dict[str, Any]] = []
-        self.new_runs: list[dict[str, Any]] = []
-        self.children: list[tuple[Any, ...]] = []
-        self.invocations: list[InstanceRow] = []
-        self.closing: list[dict[str, Any]] = []
-        self.saves: list[dict[str, Any]] = []
-        self.turns: list[dict[str, Any]] = []
-
-    def add(self, op: Append) -> None:
-        iid = op.instance_id
-        self.entries.extend(
-            (
-                iid,
-                e.position,
-                e.kind,
-                e.name,
-                int(e.ok),
-                e.result,
-                e.input,
-                e.attempts,
-                e.started_at,
-                e.ended_at,
-            )
-            for e in op.entries
-        )
-        self.retries.extend((iid, r.position, r.attempts, r.last_error, r.next_at) for r in op.retries)
-        self.messages.extend(_message_row(m) for m in op.sends)
-        self.consumes.extend((iid, topic, seq) for topic, seq in op.consumes)
-        self.events.extend((iid, key, value, at) for key, value, at in op.events)
-        for child in op.children:
-            if child.actor_id is None:
-                self.children.append(_insert_row(child))
-            else:
-                self.invocations.append(child)
-        u = op.update
-        if u is not None:
-            if u.clear_retries:
-                self.clears.append((iid,))
-            if u.status is Status.WAITING:
-                self.waiting.append({"id": iid, "now": u.updated_at})
-            if u.status in TERMINAL:
-                self.closing.append({"id": iid, "now": u.updated_at})
-            if u.actor_id is not None and u.status in TERMINAL:
-                turn = {"id": iid, "actor": u.actor_id, "now": u.updated_at}
-                if u.actor_state is not None:
-                    self.saves.append({**turn, "state": u.actor_state, "version": u.state_version,
-                                       "size": len(u.actor_state)})  # fmt: skip
-                self.turns.append(turn)
-            if u.new_run_input is not None:
-                self.new_runs.append({"id": iid, "now": u.updated_at, "input": u.new_run_input})
-            self.updates.append(
-                (u.status.value, u.updated_at, u.output, u.error, u.wake_at, u.owner, u.park_reason,
-                 u.waiting_topic, iid, op.token)
-            )  # fmt: skip
-
-    def write(self, conn: sqlite3.Connection) -> None:
-        for row in self.invocations:
-            _enqueue(conn, row)
-        # In this order; a statement with no rows is not run at all (the hot path is one entry).
-        for query, rows in (
-            ("instance_insert", self.children),
-            ("journal_insert", self.entries),
-            ("retry_upsert", self.retries),
-            ("retries_clear", self.clears),  # after the upserts: an ended instance keeps none
-            ("instance_update", self.updates),
-            ("message_insert", self.messages),
-            ("message_wake", self.messages),
-            ("message_consume", self.consumes),
-            ("event_set", self.events),
-            # After the updates: a message or cancel that came before the wait began wakes it.
-            ("waiting_recheck", self.waiting),
-            ("children_close", self.closing),
-            ("parent_wake", self.closing),
-            # An actor invocation's end: its state (if changed), then the next one's turn.
-            ("actor_save", self.saves),
-            ("invocation_state_size", self.saves),
-            ("actor_next_turn", self.turns),
-            ("actor_wake", self.turns),
-            # Continue-as-new, last: the ending run's journal (this batch's entries too) goes.
-            ("run_archive", self.new_runs),
-            ("run_clear_journal", self.new_runs),
-            ("run_clear_retries", self.new_runs),
-            ("run_next", self.new_runs),
-        ):
-            if rows:
-                conn.executemany(Q[query], rows)
-
-
-def _schedule(values: Sequence[Any]) -> ScheduleRow:
-    (sid, workflow, inp, cron, every, tz, overlap, catchup, paused, next_at, buffered, last, created,
-     updated) = values  # fmt: skip
-    return ScheduleRow(
-        id=sid, workflow=workflow, input=inp, cron=cron, every=every, timezone=tz, overlap=overlap,
-        catchup=catchup, paused=bool(paused), next_at=next_at, buffered_at=buffered,
-        last_instance=last, created_at=created, updated_at=updated,
-    )  # fmt: skip
-
-
-def _insert_row(r: InstanceRow) -> tuple[Any, ...]:
-    return (r.id, r.name, r.status.value, r.input, r.output, r.error, r.created_at, r.updated_at,
-            r.wake_at, r.owner, r.token, r.recoveries, r.park_reason, int(r.cancel_requested),
-            r.parent_id, r.parent_close, r.deadline, r.actor_id)  # fmt: skip
-
-
-def _message_row(m: Message) -> dict[str, Any]:
-    return {
-        "target": m.target,
-        "topic": m.topic,
-        "payload": m.payload,
-        "sender_key": m.sender_key,
-        "now": m.at,
-    }
-
-
 def _deliver(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
     conn.executemany(Q["message_insert"], rows)
     conn.executemany(Q["message_wake"], rows)
@@ -257,7 +128,7 @@ def _deliver(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
 def _claim(conn: sqlite3.Connection, op: Claim) -> list[InstanceRow]:
     again = conn.execute(Q["claim_repeat"], (op.executor, op.claim_id)).fetchall()
     if again:
-        return [_row(r) for r in again]
+        return [instance_row(r) for r in again]
     params: dict[str, Any] = {
         "executor": op.executor,
         "claim_id": op.claim_id,
@@ -266,11 +137,11 @@ def _claim(conn: sqlite3.Connection, op: Claim) -> list[InstanceRow]:
         "limit": op.limit,
     }
     rows = conn.execute(Q["claim_ready"], params).fetchall()
-    return [_row(r) for r in rows]
+    return [instance_row(r) for r in rows]
 
 
 def _create(conn: sqlite3.Connection, op: CreateInstance) -> bool:
-    return bool(conn.execute(Q["instance_insert"], _insert_row(op.row)).rowcount == 1)
+    return bool(conn.execute(Q["instance_insert"], insert_params(op.row)).rowcount == 1)
 
 
 def _enqueue(conn: sqlite3.Connection, row: InstanceRow) -> EnqueueOutcome:
@@ -280,10 +151,10 @@ def _enqueue(conn: sqlite3.Connection, row: InstanceRow) -> EnqueueOutcome:
     assert actor is not None
     type_, key = actor.split("/", 1)
     conn.execute(Q["actor_insert"], (actor, type_, key, row.created_at, row.created_at))
-    found = _actor(conn.execute(Q["actor_take_turn"], {"id": row.id, "actor": actor}).fetchone())
+    found = actor_row(conn.execute(Q["actor_take_turn"], {"id": row.id, "actor": actor}).fetchone())
     if found.active != row.id:  # another invocation's turn: wait behind it
         row = msgspec.structs.replace(row, status=Status.QUEUED, owner=None, token=0, wake_at=None)
-    conn.execute(Q["instance_insert"], _insert_row(row))
+    conn.execute(Q["instance_insert"], insert_params(row))
     return EnqueueOutcome(row.status, found if found.active == row.id else None)
 
 
@@ -326,7 +197,7 @@ def _fire_schedule(conn: sqlite3.Connection, op: FireSchedule) -> bool:
          "last_instance": op.starts[-1].id if op.starts else None},
     ).rowcount == 1  # fmt: skip
     if won:
-        conn.executemany(Q["instance_insert"], [_insert_row(r) for r in op.starts])
+        conn.executemany(Q["instance_insert"], [insert_params(r) for r in op.starts])
     return bool(won)
 
 
@@ -360,7 +231,7 @@ def _send(conn: sqlite3.Connection, op: Send) -> Status | bool | None:
         return None
     status = Status(found[0])
     if status not in TERMINAL:
-        _deliver(conn, [_message_row(op.message)])
+        _deliver(conn, [message_params(op.message)])
     elif conn.execute(Q["message_sent"], (op.message.target, op.message.sender_key)).fetchone():
         return True  # delivered before the target ended: a retried commit, or a repeated key
     return status
@@ -560,17 +431,11 @@ class SQLiteStore:
         else:
             ids = msgspec.json.encode(list({op.instance_id for op in ops})).decode()
             found = conn.execute(Q["instance_fences"], (ids,))
-        fences = {iid: (token, cancel) for iid, token, cancel in found}
-        outcomes: list[AppendOutcome] = []
-        rows = _AppendRows()
-        for op in ops:
-            fence = fences.get(op.instance_id)
-            if fence is None or fence[0] != op.token:
-                outcomes.append(AppendOutcome(ok=False))
-            else:
-                outcomes.append(AppendOutcome(ok=True, cancel_requested=bool(fence[1])))
-                rows.add(op)
-        rows.write(conn)
+        outcomes, rows = fence(ops, {iid: (token, cancel) for iid, token, cancel in found})
+        for invocation in rows.invocations:
+            _enqueue(conn, invocation)
+        for query, params in rows.statements():
+            conn.executemany(Q[query], params)
         return outcomes
 
     # --- reads ---------------------------------------------------------------
@@ -581,20 +446,20 @@ class SQLiteStore:
     async def get_instance(self, instance_id: str) -> InstanceRow | None:
         def q(c: sqlite3.Connection) -> InstanceRow | None:
             r = c.execute(Q["instance_get"], (instance_id,)).fetchone()
-            return None if r is None else _row(r)
+            return None if r is None else instance_row(r)
 
         return await self._read(q, "get_instance")
 
     async def get_instances(self, instance_ids: Sequence[str]) -> list[InstanceRow]:
         ids = msgspec.json.encode(list(instance_ids)).decode()
         return await self._read(
-            lambda c: [_row(r) for r in c.execute(Q["instance_get_many"], (ids,))], "get_instances"
+            lambda c: [instance_row(r) for r in c.execute(Q["instance_get_many"], (ids,))], "get_instances"
         )
 
     async def list_instances(
         self, *, status: Status | None, name: str | None, limit: int, cursor: str | None
     ) -> Page:
-        before = _parse_cursor(cursor)
+        before = parse_cursor(cursor)
 
         def q(c: sqlite3.Connection) -> Page:
             params = {
@@ -607,7 +472,7 @@ class SQLiteStore:
             more = len(rows) > limit
             rows = rows[:limit]
             nxt = f"s{rows[-1][-1]}" if more and rows else None
-            return Page(items=[_row(r) for r in rows], cursor=nxt)
+            return Page(items=[instance_row(r) for r in rows], cursor=nxt)
 
         return await self._read(q, "list_instances")
 
@@ -668,18 +533,18 @@ class SQLiteStore:
     async def get_schedule(self, schedule_id: str) -> ScheduleRow | None:
         def q(c: sqlite3.Connection) -> ScheduleRow | None:
             row = c.execute(Q["schedule_get"], (schedule_id,)).fetchone()
-            return None if row is None else _schedule(row)
+            return None if row is None else schedule_row(row)
 
         return await self._read(q, "get_schedule")
 
     async def list_schedules(self) -> list[ScheduleRow]:
         return await self._read(
-            lambda c: [_schedule(r) for r in c.execute(Q["schedules_all"])], "list_schedules"
+            lambda c: [schedule_row(r) for r in c.execute(Q["schedules_all"])], "list_schedules"
         )
 
     async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
         def q(c: sqlite3.Connection) -> list[ScheduleRow]:
-            return [_schedule(r) for r in c.execute(Q["schedules_due"], {"now": now, "limit": limit})]
+            return [schedule_row(r) for r in c.execute(Q["schedules_due"], {"now": now, "limit": limit})]
 
         return await self._read(q, "due_schedules")
 
@@ -700,7 +565,7 @@ class SQLiteStore:
     async def get_actor(self, actor_id: str) -> ActorRow | None:
         def q(c: sqlite3.Connection) -> ActorRow | None:
             row = c.execute(Q["actor_get"], (actor_id,)).fetchone()
-            return None if row is None else _actor(row)
+            return None if row is None else actor_row(row)
 
         return await self._read(q, "get_actor")
 
@@ -713,11 +578,11 @@ class SQLiteStore:
         limit: int,
         cursor: str | None,
     ) -> ActorRows:
-        after = _parse_text_cursor(cursor)
+        after = parse_key_cursor(cursor)
 
         def q(c: sqlite3.Connection) -> ActorRows:
             params = {"type": type, "prefix": prefix, "busy": busy, "after": after, "limit": limit + 1}
-            rows = [_actor(r) for r in c.execute(Q["actor_list"], params)]
+            rows = [actor_row(r) for r in c.execute(Q["actor_list"], params)]
             more = len(rows) > limit
             rows = rows[:limit]
             return ActorRows(items=rows, cursor=f"k{rows[-1].id}" if more and rows else None)
@@ -725,42 +590,14 @@ class SQLiteStore:
         return await self._read(q, "list_actors")
 
     async def actor_oplog(self, actor_id: str, *, limit: int, cursor: str | None) -> OplogRows:
-        after = 0 if cursor is None else _parse_cursor(cursor)
+        after = parse_cursor(cursor, first=0)
 
         def q(c: sqlite3.Connection) -> OplogRows:
             params = {"actor": actor_id, "after": after, "limit": limit + 1}
             rows = c.execute(Q["actor_oplog"], params).fetchall()
             more = len(rows) > limit
             rows = rows[:limit]
-            items = [
-                OplogRow(id=i, method=m, status=Status(st), input=inp, output=out, error=err,
-                         created_at=cr, updated_at=up, state_size=size)
-                for i, m, st, inp, out, err, cr, up, size, _seq in rows
-            ]  # fmt: skip
-            return OplogRows(items=items, cursor=f"s{rows[-1][-1]}" if more and rows else None)
+            cursor = f"s{rows[-1][-1]}" if more and rows else None
+            return OplogRows(items=[oplog_row(r) for r in rows], cursor=cursor)
 
         return await self._read(q, "actor_oplog")
-
-
-def _actor(values: Sequence[Any]) -> ActorRow:
-    (aid, type_, key, state, version, revision, active, invocations, created, updated) = values
-    return ActorRow(
-        id=aid, type=type_, key=key, state=state, state_version=version, revision=revision,
-        active=active, invocations=invocations, created_at=created, updated_at=updated,
-    )  # fmt: skip
-
-
-def _parse_text_cursor(cursor: str | None) -> str:
-    if cursor is None:
-        return ""
-    if not isinstance(cursor, str) or not cursor.startswith("k"):
-        raise InvalidArgument(f"invalid cursor {cursor!r}; pass back the cursor a listing returned")
-    return cursor[1:]
-
-
-def _parse_cursor(cursor: str | None) -> int:
-    if cursor is None:
-        return 2**62
-    if not isinstance(cursor, str) or not cursor.startswith("s") or not cursor[1:].isdigit():
-        raise InvalidArgument(f"invalid cursor {cursor!r}; pass back the cursor a listing returned")
-    return int(cursor[1:])

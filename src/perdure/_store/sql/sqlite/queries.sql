@@ -118,7 +118,8 @@ ORDER BY position;
 
 -- name: instance_counts
 -- How many instances each (status, workflow name) has: a scan, done at metrics scrape time.
-SELECT status, name, count(*) FROM instances GROUP BY status, name;
+-- Actor calls are not workflows: they are counted with their actors.
+SELECT status, name, count(*) FROM instances WHERE actor_id IS NULL GROUP BY status, name;
 
 -- name: instance_list
 -- Newest first; the cursor is the last seq seen.

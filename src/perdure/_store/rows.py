@@ -1,0 +1,227 @@
+"""Rows to and from SQL, shared by both stores: the same columns in the same order.
+
+Both dialects' queries.sql select instance and schedule columns in one order and
+take the same parameters, so converting and the append logic (fence, then a few
+set-wise statements) are written once here; each store only runs the statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from perdure._model.errors import InvalidArgument
+from perdure._model.records import (
+    TERMINAL,
+    ActorRow,
+    Append,
+    AppendOutcome,
+    InstanceRow,
+    Message,
+    OplogRow,
+    ScheduleRow,
+    Status,
+)
+
+Rows = list[tuple[Any, ...]] | list[dict[str, Any]]
+
+
+def instance_row(values: Sequence[Any]) -> InstanceRow:
+    """An ``InstanceRow`` from the column order of every instance query; seq (last) stays internal."""
+    (iid, name, status, inp, out, err, created, updated, wake, owner, token, recov, park, cancel, topic,
+     run, run_input, parent_id, parent_close, deadline, actor_id, _seq) = values  # fmt: skip
+    return InstanceRow(
+        id=iid, name=name, status=Status(status), input=inp, output=out, error=err,
+        created_at=created, updated_at=updated, wake_at=wake, owner=owner, token=token,
+        recoveries=recov, park_reason=park, cancel_requested=bool(cancel), waiting_topic=topic,
+        run=run, run_input=run_input, parent_id=parent_id, parent_close=parent_close, deadline=deadline,
+        actor_id=actor_id,
+    )  # fmt: skip
+
+
+def actor_row(values: Sequence[Any]) -> ActorRow:
+    """An ``ActorRow`` from the column order of every actor query."""
+    (aid, type_, key, state, version, revision, active, invocations, created, updated) = values
+    return ActorRow(
+        id=aid, type=type_, key=key, state=None if state is None else bytes(state), state_version=version,
+        revision=revision, active=active, invocations=invocations, created_at=created, updated_at=updated,
+    )  # fmt: skip
+
+
+def oplog_row(values: Sequence[Any]) -> OplogRow:
+    """An ``OplogRow`` from ``actor_oplog``'s columns; seq (last) stays internal."""
+    (iid, method, status, inp, out, err, created, updated, size, _seq) = values
+    return OplogRow(
+        id=iid, method=method, status=Status(status), input=bytes(inp),
+        output=None if out is None else bytes(out), error=None if err is None else bytes(err),
+        created_at=created, updated_at=updated, state_size=size,
+    )  # fmt: skip
+
+
+def schedule_row(values: Sequence[Any]) -> ScheduleRow:
+    (sid, workflow, inp, cron, every, tz, overlap, catchup, paused, next_at, buffered, last, created,
+     updated) = values  # fmt: skip
+    return ScheduleRow(
+        id=sid, workflow=workflow, input=inp, cron=cron, every=every, timezone=tz, overlap=overlap,
+        catchup=catchup, paused=bool(paused), next_at=next_at, buffered_at=buffered,
+        last_instance=last, created_at=created, updated_at=updated,
+    )  # fmt: skip
+
+
+def insert_params(r: InstanceRow) -> tuple[Any, ...]:
+    """The parameters of ``instance_insert``."""
+    return (r.id, r.name, r.status.value, r.input, r.output, r.error, r.created_at, r.updated_at,
+            r.wake_at, r.owner, r.token, r.recoveries, r.park_reason, int(r.cancel_requested),
+            r.parent_id, r.parent_close, r.deadline, r.actor_id)  # fmt: skip
+
+
+def message_params(m: Message) -> dict[str, Any]:
+    """The parameters of ``message_insert`` and ``message_wake``."""
+    return {
+        "target": m.target,
+        "topic": m.topic,
+        "payload": m.payload,
+        "sender_key": m.sender_key,
+        "now": m.at,
+    }
+
+
+def parse_key_cursor(cursor: str | None) -> str:
+    """The id a listing by id continues after."""
+    if cursor is None:
+        return ""
+    if not isinstance(cursor, str) or not cursor.startswith("k"):
+        raise InvalidArgument(f"invalid cursor {cursor!r}; pass back the cursor a listing returned")
+    return cursor[1:]
+
+
+def parse_cursor(cursor: str | None, *, first: int = 2**62) -> int:
+    """The seq a listing continues from (``first`` when it starts)."""
+    if cursor is None:
+        return first
+    if not isinstance(cursor, str) or not cursor.startswith("s") or not cursor[1:].isdigit():
+        raise InvalidArgument(f"invalid cursor {cursor!r}; pass back the cursor a listing returned")
+    return int(cursor[1:])
+
+
+class AppendRows:
+    """The rows of a run of appends, gathered per statement so each runs once."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[Any, ...]] = []
+        self.retries: list[tuple[Any, ...]] = []
+        self.clears: list[tuple[str]] = []
+        self.updates: list[tuple[Any, ...]] = []
+        self.messages: list[dict[str, Any]] = []
+        self.consumes: list[tuple[str, str, int]] = []
+        self.events: list[tuple[str, str, bytes, float]] = []
+        self.waiting: list[dict[str, Any]] = []
+        self.new_runs: list[dict[str, Any]] = []
+        self.children: list[tuple[Any, ...]] = []
+        self.invocations: list[InstanceRow] = []
+        """Actor calls to enqueue (see each store's ``_enqueue``), before the statements run."""
+        self.closing: list[dict[str, Any]] = []
+        self.saves: list[dict[str, Any]] = []
+        self.turns: list[dict[str, Any]] = []
+
+    def add(self, op: Append) -> None:
+        iid = op.instance_id
+        self.entries.extend(
+            (
+                iid,
+                e.position,
+                e.kind,
+                e.name,
+                int(e.ok),
+                e.result,
+                e.input,
+                e.attempts,
+                e.started_at,
+                e.ended_at,
+            )
+            for e in op.entries
+        )
+        self.retries.extend((iid, r.position, r.attempts, r.last_error, r.next_at) for r in op.retries)
+        self.messages.extend(message_params(m) for m in op.sends)
+        self.consumes.extend((iid, topic, seq) for topic, seq in op.consumes)
+        self.events.extend((iid, key, value, at) for key, value, at in op.events)
+        for child in op.children:
+            if child.actor_id is None:
+                self.children.append(insert_params(child))
+            else:
+                self.invocations.append(child)
+        u = op.update
+        if u is not None:
+            if u.clear_retries:
+                self.clears.append((iid,))
+            if u.status is Status.WAITING:
+                self.waiting.append({"id": iid, "now": u.updated_at})
+            if u.status in TERMINAL:
+                self.closing.append({"id": iid, "now": u.updated_at})
+            if u.actor_id is not None and u.status in TERMINAL:
+                turn = {"id": iid, "actor": u.actor_id, "now": u.updated_at}
+                if u.actor_state is not None:
+                    self.saves.append({**turn, "state": u.actor_state, "version": u.state_version,
+                                       "size": len(u.actor_state)})  # fmt: skip
+                self.turns.append(turn)
+            if u.new_run_input is not None:
+                self.new_runs.append({"id": iid, "now": u.updated_at, "input": u.new_run_input})
+            self.updates.append(
+                (u.status.value, u.updated_at, u.output, u.error, u.wake_at, u.owner, u.park_reason,
+                 u.waiting_topic, iid, op.token)
+            )  # fmt: skip
+
+    def statements(self, *, lock: bool = False) -> list[tuple[str, Rows]]:
+        """(query name, rows) in the order they must run; statements with no rows left out.
+
+        ``lock``: lock the instances a message or a child's end wakes first (``message_lock``,
+        ``parent_lock``): PostgreSQL, where writers run concurrently, so the wake and the
+        target's start of its wait cannot miss each other.
+        """
+        order: list[tuple[str, Rows]] = [
+            ("instance_insert", self.children),
+            ("journal_insert", self.entries),
+            ("retry_upsert", self.retries),
+            ("retries_clear", self.clears),  # after the upserts: an ended instance keeps none
+            ("instance_update", self.updates),
+            *((("message_lock", self.messages),) if lock else ()),
+            ("message_insert", self.messages),
+            ("message_wake", self.messages),
+            ("message_consume", self.consumes),
+            ("event_set", self.events),
+            # After the updates: a message or cancel that came before the wait began wakes it.
+            ("waiting_recheck", self.waiting),
+            ("children_close", self.closing),
+            *((("parent_lock", self.closing),) if lock else ()),
+            ("parent_wake", self.closing),
+            # An actor call's end: its state (if changed), then the next call's turn, computed
+            # once the actor's row is locked (PostgreSQL: so that it sees every queued call).
+            *((("actor_lock", self.turns),) if lock else ()),
+            ("actor_save", self.saves),
+            ("invocation_state_size", self.saves),
+            ("actor_next_turn", self.turns),
+            ("actor_wake", self.turns),
+            # Continue-as-new, last: the ending run's journal (this batch's entries too) goes.
+            ("run_archive", self.new_runs),
+            ("run_clear_journal", self.new_runs),
+            ("run_clear_retries", self.new_runs),
+            ("run_next", self.new_runs),
+        ]
+        return [(name, rows) for name, rows in order if rows]
+
+
+def fence(
+    ops: Sequence[Append], fences: Mapping[str, tuple[int, Any]]
+) -> tuple[list[AppendOutcome], AppendRows]:
+    """Outcomes of appends given ``{id: (token, cancel_requested)}``, and the rows of those whose
+    token is current; a stale one writes nothing."""
+    outcomes: list[AppendOutcome] = []
+    rows = AppendRows()
+    for op in ops:
+        found = fences.get(op.instance_id)
+        if found is None or found[0] != op.token:
+            outcomes.append(AppendOutcome(ok=False))
+        else:
+            outcomes.append(AppendOutcome(ok=True, cancel_requested=bool(found[1])))
+            rows.add(op)
+    return outcomes, rows

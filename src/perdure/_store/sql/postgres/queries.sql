@@ -1,0 +1,405 @@
+-- Named queries of the PostgreSQL store. A block starts with "-- name: NAME".
+-- The same statements as sqlite/queries.sql, in psycopg's placeholders (%s, %(name)s);
+-- where PostgreSQL's READ COMMITTED needs more than SQLite's single writer, it says why.
+
+-- name: meta_get
+SELECT value FROM perdure_meta WHERE key = %s;
+
+-- name: meta_set
+INSERT INTO perdure_meta (key, value) VALUES (%s, %s)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: tables
+SELECT tablename FROM pg_tables WHERE schemaname = current_schema();
+
+-- name: migrate_lock
+-- Executors starting at once on a fresh database: one migrates, the others wait, then
+-- find it done. Per schema, so databases in other schemas migrate independently.
+SELECT pg_advisory_xact_lock(hashtextextended('perdure-migrate:' || current_schema(), 0));
+
+-- name: instance_insert
+INSERT INTO instances
+    (id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token,
+     recoveries, park_reason, cancel_requested, parent_id, parent_close, deadline, actor_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: instance_create
+-- Many rows in one statement (the VALUES tuple repeats); the ids it returns were new.
+INSERT INTO instances
+    (id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token,
+     recoveries, park_reason, cancel_requested, parent_id, parent_close, deadline, actor_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (id) DO NOTHING
+RETURNING id;
+
+-- name: instance_fences
+-- The claim tokens of a set of instances, locked until the commit: a claim (which moves the
+-- token) waits or skips them, so the token read here stays true for every write that follows.
+-- Locked in id order, so two batches never wait on each other in a cycle.
+SELECT id, token, cancel_requested FROM instances WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE;
+
+-- name: fences_current
+-- The guard of an optimistic commit, right after instance_fences locked the rows: fails
+-- (division by zero), and so commits nothing, unless every (id, token) pair of the batch is
+-- current. The writes queued behind it then never land for a stale claim.
+SELECT 1 / ((SELECT count(*) FROM instances
+             WHERE (id, token) IN (SELECT * FROM unnest(%(ids)s::text[], %(tokens)s::bigint[])))
+            = %(n)s)::int;
+
+-- name: instance_update
+UPDATE instances
+SET status = %s, updated_at = %s, output = %s, error = %s, wake_at = %s, owner = %s, park_reason = %s,
+    waiting_topic = %s
+WHERE id = %s AND token = %s;
+
+-- name: journal_insert
+INSERT INTO journal
+    (instance_id, position, kind, name, ok, result, input, attempts, started_at, ended_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT DO NOTHING;
+
+-- name: retry_upsert
+INSERT INTO retries (instance_id, position, attempts, last_error, next_at)
+VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (instance_id, position) DO UPDATE
+SET attempts = excluded.attempts, last_error = excluded.last_error, next_at = excluded.next_at;
+
+-- name: retries_clear
+DELETE FROM retries WHERE instance_id = %s;
+
+-- name: claim_repeat
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, actor_id, seq
+FROM instances WHERE owner = %s AND claim_id = %s;
+
+-- name: claim_ready
+-- Ready: pending/waiting and due, or running under an executor whose lease expired or that
+-- has no lease at all. SKIP LOCKED: executors claiming at once take disjoint rows, and a row
+-- its owner is committing to right now (locked by instance_fences) waits for the next claim.
+WITH due AS (
+    SELECT id, wake_at FROM instances
+    WHERE status IN ('pending', 'waiting') AND wake_at <= %(now)s
+    ORDER BY wake_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), orphans AS (
+    SELECT i.id, i.wake_at FROM instances AS i
+    WHERE i.status = 'running' AND NOT EXISTS (
+        SELECT 1 FROM executors AS e WHERE e.id = i.owner AND e.expires_at >= %(lease_now)s)
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT id FROM (SELECT * FROM due UNION ALL SELECT * FROM orphans) AS ready
+    ORDER BY wake_at
+    LIMIT %(limit)s
+)
+UPDATE instances AS u
+SET recoveries = u.recoveries + (u.status = 'running')::int,
+    status = 'running', owner = %(executor)s, claim_id = %(claim_id)s, token = u.token + 1,
+    updated_at = %(now)s
+FROM picked
+WHERE u.id = picked.id
+RETURNING u.id, u.name, u.status, u.input, u.output, u.error, u.created_at, u.updated_at, u.wake_at, u.owner, u.token, u.recoveries, u.park_reason, u.cancel_requested, u.waiting_topic, u.run, u.run_input, u.parent_id, u.parent_close, u.deadline, u.actor_id, u.seq;
+
+-- name: executor_beat
+INSERT INTO executors (id, host, pid, expires_at) VALUES (%s, %s, %s, %s)
+ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at;
+
+-- name: executor_expire
+-- Kept (expired) so that the instances it owned are seen as recoverable.
+UPDATE executors SET expires_at = 0 WHERE id = %s;
+
+-- name: executors_all
+SELECT id, host, pid, expires_at FROM executors ORDER BY id;
+
+-- name: cancel_request
+-- Never started (pending) or stopped (parked): cancelled at once. Waiting: due now, so that
+-- it runs, meets the cancellation at its wait, and can clean up. Running: told at its next commit.
+UPDATE instances
+SET cancel_requested = 1,
+    status = CASE WHEN status IN ('pending', 'parked', 'queued') THEN 'cancelled' ELSE status END,
+    owner = CASE WHEN status IN ('pending', 'parked', 'queued') THEN NULL ELSE owner END,
+    wake_at = CASE WHEN status = 'waiting' THEN %(now)s ELSE wake_at END,
+    updated_at = %(now)s
+WHERE id = %(id)s AND status NOT IN ('completed', 'failed', 'cancelled')
+RETURNING status, actor_id;
+
+-- name: resume
+UPDATE instances
+SET status = 'pending', wake_at = %s, updated_at = %s, park_reason = NULL, recoveries = 0,
+    owner = NULL
+WHERE id = %s AND status = 'parked';
+
+-- name: status_of
+SELECT status FROM instances WHERE id = %s;
+
+-- name: instance_get
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, actor_id, seq
+FROM instances WHERE id = %s;
+
+-- name: instance_get_many
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, actor_id, seq
+FROM instances WHERE id = ANY(%s);
+
+-- name: journal_load
+SELECT position, kind, name, ok::boolean, result, input, attempts, started_at, ended_at
+FROM journal WHERE instance_id = %s ORDER BY position;
+
+-- name: journal_replay
+-- What replay needs, no more: the inputs and times are for people reading the history.
+SELECT position, kind, name, ok::boolean, result, NULL::bytea, attempts
+FROM journal WHERE instance_id = %s ORDER BY position;
+
+-- name: retries_load
+SELECT position, attempts, last_error, next_at FROM retries WHERE instance_id = %s
+ORDER BY position;
+
+-- name: instance_list
+-- Newest first; the cursor is the last seq seen.
+SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, actor_id, seq
+FROM instances
+WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
+  AND (%(name)s::text IS NULL OR name = %(name)s::text)
+  AND actor_id IS NULL
+  AND seq < %(before)s
+ORDER BY seq DESC
+LIMIT %(limit)s;
+
+-- name: message_lock
+-- The target's row, locked to the commit before a message goes in. Sequence numbers are
+-- max + 1 per (instance, topic): senders on one topic take turns. And an instance that starts
+-- waiting holds its own row (instance_fences): a message either commits first (the wait's
+-- waiting_recheck sees it) or waits for the wait to commit (message_wake sees it). Taken in
+-- a statement of its own, so the statements after it see what the previous holder committed.
+SELECT 1 FROM instances WHERE id = %(target)s FOR NO KEY UPDATE;
+
+-- name: parent_lock
+-- The same turn-taking for a child that ends and its parent that starts waiting for it.
+SELECT 1 FROM instances
+WHERE id = (SELECT parent_id FROM instances WHERE id = %(id)s) FOR NO KEY UPDATE;
+
+-- name: message_insert
+-- Sequence numbers per (instance, topic) follow commit order; a repeated sender key is ignored.
+INSERT INTO messages (instance_id, topic, seq, payload, sender_key, created_at)
+VALUES (%(target)s, %(topic)s,
+        (SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE instance_id = %(target)s AND topic = %(topic)s),
+        %(payload)s, %(sender_key)s, %(now)s)
+ON CONFLICT DO NOTHING;
+
+-- name: message_sent
+SELECT 1 FROM messages WHERE instance_id = %s AND sender_key = %s;
+
+-- name: message_wake
+-- A message on the topic a waiting instance waits for makes it due now.
+UPDATE instances SET wake_at = %(now)s
+WHERE id = %(target)s AND status = 'waiting' AND waiting_topic = %(topic)s;
+
+-- name: waiting_recheck
+-- Closes the race between "nothing yet" and "now waiting": a cancel request, a message
+-- already there, or a child (topic '__child__:<id>') already ended, wakes it.
+UPDATE instances SET wake_at = %(now)s
+WHERE id = %(id)s AND status = 'waiting'
+  AND (cancel_requested = 1
+       OR EXISTS (SELECT 1 FROM messages AS m
+               WHERE m.instance_id = %(id)s AND m.topic = instances.waiting_topic AND m.consumed = 0)
+       OR EXISTS (SELECT 1 FROM instances AS c
+                  WHERE c.id = substr(instances.waiting_topic, 11)
+                    AND instances.waiting_topic = '__child__:' || c.id
+                    AND c.status IN ('completed', 'failed', 'cancelled')));
+
+-- name: parent_wake
+-- A child ended: its parent, if waiting for it, is due now.
+UPDATE instances SET wake_at = %(now)s
+WHERE id = (SELECT parent_id FROM instances WHERE id = %(id)s)
+  AND status = 'waiting' AND waiting_topic = '__child__:' || %(id)s;
+
+-- name: message_consume
+UPDATE messages SET consumed = 1 WHERE instance_id = %s AND topic = %s AND seq = %s;
+
+-- name: message_next
+SELECT seq, payload FROM messages
+WHERE instance_id = %s AND topic = %s AND consumed = 0
+ORDER BY seq LIMIT 1;
+
+-- name: event_set
+INSERT INTO events (instance_id, key, value, updated_at) VALUES (%s, %s, %s, %s)
+ON CONFLICT (instance_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at;
+
+-- name: event_get
+SELECT value FROM events WHERE instance_id = %s AND key = %s;
+
+-- name: run_archive
+-- The run that ends: its input and journal length, before the journal goes.
+INSERT INTO runs (instance_id, run, input, steps, ended_at)
+SELECT id, run, coalesce(run_input, input), (SELECT count(*) FROM journal WHERE instance_id = %(id)s), %(now)s
+FROM instances WHERE id = %(id)s
+ON CONFLICT DO NOTHING;
+
+-- name: run_clear_journal
+DELETE FROM journal WHERE instance_id = %(id)s;
+
+-- name: run_clear_retries
+DELETE FROM retries WHERE instance_id = %(id)s;
+
+-- name: run_next
+-- The token moves too: a retry of this batch (its acknowledgement lost) is then stale and
+-- changes nothing, instead of starting yet another run.
+UPDATE instances SET run = run + 1, run_input = %(input)s, token = token + 1 WHERE id = %(id)s;
+
+-- name: runs_load
+SELECT run, input, steps, ended_at FROM runs WHERE instance_id = %s ORDER BY run;
+
+-- name: children_close
+-- The parent ended: its children that have not, and are not abandoned, are cancelled.
+-- 'terminate' ends the ones that are not running at once; the others (and all under
+-- 'request_cancel') get a cancel request and run their cleanup.
+UPDATE instances
+SET cancel_requested = 1,
+    status = CASE WHEN status IN ('pending', 'parked')
+                    OR (parent_close = 'terminate' AND status = 'waiting') THEN 'cancelled'
+                  ELSE status END,
+    owner = CASE WHEN status IN ('pending', 'parked')
+                   OR (parent_close = 'terminate' AND status = 'waiting') THEN NULL
+                 ELSE owner END,
+    wake_at = CASE WHEN status = 'waiting' THEN %(now)s ELSE wake_at END,
+    updated_at = %(now)s
+WHERE parent_id = %(id)s AND parent_close != 'abandon'
+  AND status NOT IN ('completed', 'failed', 'cancelled');
+
+-- name: schedule_insert
+INSERT INTO schedules
+    (id, workflow, input, cron, every, timezone, overlap, catchup, paused, next_at, buffered_at,
+     last_instance, created_at, updated_at)
+VALUES (%(id)s, %(workflow)s, %(input)s, %(cron)s, %(every)s, %(timezone)s, %(overlap)s, %(catchup)s,
+        %(paused)s, %(next_at)s, %(buffered_at)s, %(last_instance)s, %(created_at)s, %(updated_at)s)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: schedule_fire
+-- Compare-and-set on next_at: of two executors firing one tick, one wins.
+UPDATE schedules
+SET next_at = %(new_next_at)s, buffered_at = %(buffered_at)s,
+    last_instance = coalesce(%(last_instance)s::text, last_instance), updated_at = %(now)s
+WHERE id = %(id)s AND next_at = %(expected_next_at)s
+  AND buffered_at IS NOT DISTINCT FROM %(expected_buffered_at)s::double precision;
+
+-- name: schedule_pause
+UPDATE schedules
+SET paused = %(paused)s, next_at = coalesce(%(next_at)s::double precision, next_at), updated_at = %(now)s
+WHERE id = %(id)s;
+
+-- name: schedule_delete
+DELETE FROM schedules WHERE id = %s;
+
+-- name: schedule_get
+SELECT id, workflow, input, cron, every, timezone, overlap, catchup, paused, next_at, buffered_at,
+       last_instance, created_at, updated_at
+FROM schedules WHERE id = %s;
+
+-- name: schedules_due
+-- Due ticks, and buffered ticks waiting for the previous run to end.
+SELECT id, workflow, input, cron, every, timezone, overlap, catchup, paused, next_at, buffered_at,
+       last_instance, created_at, updated_at
+FROM schedules WHERE paused = 0 AND (next_at <= %(now)s OR buffered_at IS NOT NULL)
+ORDER BY next_at LIMIT %(limit)s;
+
+-- name: schedules_all
+SELECT id, workflow, input, cron, every, timezone, overlap, catchup, paused, next_at, buffered_at,
+       last_instance, created_at, updated_at
+FROM schedules ORDER BY id;
+
+-- name: next_wake_at
+-- The earliest durable wake-up: a waiting instance's, or a schedule's next tick.
+SELECT min(t) FROM (
+    SELECT min(wake_at) AS t FROM instances WHERE status = 'waiting'
+    UNION ALL
+    SELECT min(next_at) AS t FROM schedules WHERE paused = 0
+) AS wakes;
+
+-- name: wake
+-- Tells the other executors on this schema that work may be ready (LISTEN/NOTIFY).
+SELECT pg_notify(%s, '');
+
+-- name: instance_counts
+SELECT status, name, count(*) FROM instances WHERE actor_id IS NULL GROUP BY status, name;
+
+-- name: actor_enqueue
+-- An actor call into its actor's inbox, unless its id exists: the actor is created if new,
+-- and its turn goes to this call if no other has it (the upsert locks the actor's row, so
+-- calls and ends of calls of one actor take turns). RETURNING: the status stored and the
+-- actor as it stands; no row if the id existed.
+WITH new AS (
+    SELECT %(id)s::text AS id WHERE NOT EXISTS (SELECT 1 FROM instances WHERE id = %(id)s)
+), turn AS (
+    INSERT INTO actors (id, type, key, active, created_at, updated_at)
+    SELECT %(actor)s, %(type)s, %(key)s, new.id, %(now)s, %(now)s FROM new
+    ON CONFLICT (id) DO UPDATE SET active = coalesce(actors.active, excluded.active)
+    RETURNING id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
+), ins AS (
+    INSERT INTO instances
+        (id, name, status, input, created_at, updated_at, wake_at, owner, token, parent_id,
+         parent_close, deadline, actor_id)
+    SELECT %(id)s, %(name)s,
+           CASE WHEN turn.active = %(id)s THEN %(status)s ELSE 'queued' END,
+           %(input)s, %(now)s, %(now)s,
+           CASE WHEN turn.active = %(id)s THEN %(wake_at)s END,
+           CASE WHEN turn.active = %(id)s THEN %(owner)s END,
+           CASE WHEN turn.active = %(id)s THEN %(token)s ELSE 0 END,
+           %(parent_id)s, %(parent_close)s, %(deadline)s, %(actor)s
+    FROM turn
+    ON CONFLICT (id) DO NOTHING
+    RETURNING status
+)
+SELECT ins.status, turn.* FROM ins, turn;
+
+-- name: actor_lock
+-- The actor's row, locked before the next turn is chosen, in a statement of its own: the
+-- statements after it see every call queued by a commit that held the lock before.
+SELECT 1 FROM actors WHERE id = %(actor)s FOR NO KEY UPDATE;
+
+-- name: actor_save
+UPDATE actors SET state = %(state)s, state_version = %(version)s, revision = revision + 1,
+    updated_at = %(now)s
+WHERE id = %(actor)s AND active = %(id)s;
+
+-- name: invocation_state_size
+UPDATE instances SET state_size = %(size)s WHERE id = %(id)s;
+
+-- name: actor_next_turn
+-- The call whose turn it was ended: the oldest queued one is next.
+UPDATE actors
+SET invocations = invocations + 1, updated_at = %(now)s,
+    active = (SELECT i.id FROM instances AS i
+              WHERE i.actor_id = %(actor)s AND i.status = 'queued' ORDER BY i.seq LIMIT 1)
+WHERE id = %(actor)s AND active = %(id)s;
+
+-- name: actor_wake
+UPDATE instances SET status = 'pending', wake_at = %(now)s, updated_at = %(now)s
+WHERE id = (SELECT active FROM actors WHERE id = %(actor)s) AND status = 'queued';
+
+-- name: actor_get
+SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
+FROM actors WHERE id = %s;
+
+-- name: actor_list
+-- By id (type, then key); the cursor is the last id seen.
+SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
+FROM actors
+WHERE (%(type)s::text IS NULL OR type = %(type)s::text)
+  AND (%(prefix)s::text IS NULL OR left(key, length(%(prefix)s::text)) = %(prefix)s::text)
+  AND (%(busy)s::boolean IS NULL OR (active IS NOT NULL) = %(busy)s::boolean)
+  AND id COLLATE "C" > %(after)s
+ORDER BY id COLLATE "C"
+LIMIT %(limit)s;
+
+-- name: actor_oplog
+SELECT id, name, status, input, output, error, created_at, updated_at, state_size, seq
+FROM instances
+WHERE actor_id = %(actor)s AND seq > %(after)s
+ORDER BY seq
+LIMIT %(limit)s;
+
+-- name: actor_delete
+DELETE FROM actors WHERE id = %s AND active IS NULL;
+
+-- name: actor_delete_invocations
+DELETE FROM instances WHERE actor_id = %s;

@@ -1,0 +1,53 @@
+"""PostgreSQL only: executors learn of new work from other processes by LISTEN/NOTIFY, not by polling."""
+
+from __future__ import annotations
+
+import pytest
+
+import perdure
+
+from .waiting import eventually
+
+
+@pytest.fixture
+def pg(postgres_url: str) -> str:
+    return postgres_url
+
+
+async def test_work_started_elsewhere_runs_at_once_though_polling_is_hourly(
+    pg: str, registry: perdure.Registry
+) -> None:
+    @perdure.workflow(registry=registry)
+    async def hello(name: str) -> str:
+        return f"hello {name}"
+
+    async with (
+        perdure.Engine(pg, registry=registry, poll_interval=3600) as worker,
+        perdure.Engine(pg, registry=registry, executor=False) as client,
+    ):
+        for n in range(3):  # the first claim loop has run; each start must wake it again
+            handle = await client.start(hello, f"n{n}")
+            assert await handle.result(timeout=10) == f"hello n{n}"
+        assert worker.executor_stats["activations"] == 3
+
+
+async def test_a_message_sent_by_a_client_wakes_a_waiting_workflow_at_once(
+    pg: str, registry: perdure.Registry
+) -> None:
+    @perdure.workflow(registry=registry)
+    async def waiter() -> str:
+        value: str = await perdure.recv("go", type=str)
+        return value
+
+    async with (
+        perdure.Engine(pg, registry=registry, poll_interval=3600, unload_after=0.01) as worker,
+        perdure.Engine(pg, registry=registry, executor=False) as client,
+    ):
+        handle = await worker.start(waiter, id="w")
+        await eventually(
+            lambda: client.info("w"),
+            lambda info: info.status is perdure.Status.WAITING,
+            what="the workflow unloaded, waiting for its message",
+        )
+        await client.send("w", "go", "now")
+        assert await handle.result(timeout=10) == "now"
