@@ -253,7 +253,12 @@ async def test_an_enqueued_call_is_awaited_by_its_id_within_a_timeout(tmp_path: 
                 await e.invocation_result(stuck, timeout=timeout)
         with pytest.raises(perdure.NotFound, match="no actor call 'Counter/q/nope'"):
             await e.invocation_result("Counter/q/nope")
-        for bad in ("Counter/q", "a/b/c/d", "Counter//x", 7):
+        await e.actor(Cart, "q").add_item(Item("pen", 1))
+        assert await e.actor(Cart, "q").checkout() == 1
+        made_by_an_actor = (await e.actor_oplog(PurchaseHistory, "q")).items[0].id
+        assert made_by_an_actor.startswith("PurchaseHistory/q/Cart/q/")
+        assert await e.invocation_result(made_by_an_actor, timeout=1) == 1
+        for bad in ("Counter/q", "Counter//x", "a/b/c/", 7):
             with pytest.raises(perdure.InvalidArgument, match=r"call id|must not be empty"):
                 await e.invocation_result(bad)  # type: ignore[arg-type]
         with pytest.raises(perdure.InvalidArgument, match="timeout"):

@@ -518,12 +518,12 @@ class ActorMethods:
         core: EngineCore = self  # type: ignore[assignment]
         core._ready()
         parts = invocation_id.split("/") if isinstance(invocation_id, str) else []
-        if len(parts) != 3:
+        if len(parts) < 3:  # more when an actor made the call: type/key/<the caller's call id>:<position>
             raise InvalidArgument(
                 f"{invocation_id!r} is not an actor call id; pass the 'type/key/call' id enqueue returned"
             )
-        for what, part in zip(("actor type", "actor key", "call id"), parts, strict=True):
-            check_name(what, part)
+        for part in parts:
+            check_name("each part of an actor call id", part)
         row = await core._store.get_instance(invocation_id)
         if row is None or row.actor_id is None:
             raise NotFound(f"no actor call {invocation_id!r}; ids are what enqueue returns")

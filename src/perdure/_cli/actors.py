@@ -124,7 +124,7 @@ def oplog(api: Api, actor_type: str, key: str, limit: int, cursor: str | None) -
 
     def rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [
-            {**e, "call": e["id"].rsplit("/", 1)[-1],
+            {**e, "call": e["id"].split("/", 2)[2],  # the id without the actor's type/key
              "outcome": error_text(e["error"]) if e["error"] else json_text(e["result"])}
             for e in entries
         ]  # fmt: skip
