@@ -102,8 +102,16 @@ BAD_CALLS: list[tuple[str, object, str]] = [
     ("Counter/a/nope", {}, "has no public method 'nope' (it has: add, fail, stall, state)"),
     ("Counter/a/_private", {}, "has no public method '_private'"),
     ("Counter/a/__init__", {}, "has no public method '__init__'"),
-    ("Counter/a/add", {"args": ["x"]}, "Expected `int`, got `str`"),
-    ("Counter/a/add", {"args": [1, 2]}, "too many positional arguments"),
+    (
+        "Counter/a/add",
+        {"args": ["x"]},
+        "arguments of actor method 'Counter.add' do not fit its annotations: Expected `int`, got `str`",
+    ),
+    (
+        "Counter/a/add",
+        {"args": [1, 2]},
+        "wrong arguments for actor method 'Counter.add'(n: 'int') -> 'int': too many positional arguments",
+    ),
     ("Counter/a/add", {}, "missing a required argument"),
     ("Counter/a/add", {"args": [1], "surprise": True}, "surprise"),
     ("Counter/a/add", {"kwargs": {"idempotency_key": "k"}}, "Idempotency-Key header"),
