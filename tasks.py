@@ -59,7 +59,10 @@ perdure serves the examples (examples/app.py) on {url}; in another terminal try:
   {bin}/perdure workflow list
   {bin}/perdure workflow history order-o-1
   {bin}/perdure schedule create hourly-hello hello world --every 3600
-  curl -s {url}/v1/openapi.json | head -c 300; curl -s {url}/metrics | grep perdure_instances
+  {bin}/perdure actor invoke ShoppingCart ann add_item '{{"sku": "mug", "quantity": 2, "cents": 1200}}'
+  curl -s -X POST '{url}/v1/actors/ShoppingCart/ann/checkout?wait=5'
+  {bin}/perdure actor oplog ShoppingCart ann; {bin}/perdure actor state PurchaseHistory ann
+  curl -s {url}/v1/openapi.json | head -c 300; curl -s {url}/metrics | grep -E 'perdure_(instances|actor)'
 
 (the CLI talks to http://127.0.0.1:8080 unless --server or PERDURE_SERVER={url} say otherwise).
 Ctrl-C stops the server.

@@ -2,19 +2,22 @@
 
     perdure server --app examples/app.py --db sqlite:///examples.db
 
-Registers ``checkout`` (a payment retried durably, examples/checkout.py),
-``expense`` (an approval that waits days for a message, examples/approval.py)
-and ``hello`` (below), then the server runs them and answers over HTTP.
+Registers the workflows ``checkout`` (a payment retried durably,
+examples/checkout.py), ``expense`` (an approval that waits days for a message,
+examples/approval.py) and ``hello`` (below), and the actors ``ShoppingCart`` and
+``PurchaseHistory`` (examples/shopping_cart.py); the server runs them and answers
+over HTTP.
 """
 
 from __future__ import annotations
 
 from approval import Decision, expense
 from checkout import Receipt, checkout
+from shopping_cart import Item, PurchaseHistory, ShoppingCart
 
 import perdure
 
-__all__ = ["Decision", "Receipt", "checkout", "expense", "hello"]
+__all__ = ["Decision", "Item", "PurchaseHistory", "Receipt", "ShoppingCart", "checkout", "expense", "hello"]
 
 
 @perdure.step

@@ -70,6 +70,9 @@ class Log:
     def read(self) -> list[str]:
         return self.lines
 
+    async def stall(self) -> None:
+        await perdure.sleep(86_400)  # busy for a day
+
 
 @perdure.actor(registry=reg)
 class Counter:
@@ -227,6 +230,34 @@ async def test_an_idempotency_key_makes_a_repeated_call_run_once(db_url: str) ->
         with pytest.raises(perdure.Conflict, match="req-1"):
             await e.invoke(Counter, "idem", "add", 6, idempotency_key="req-1")
         assert (await e.actor_info(Counter, "idem")).invocations == 2
+
+
+async def test_an_enqueued_call_is_awaited_by_its_id_within_a_timeout(db_url: str) -> None:
+    async with engine(db_url) as e:
+        added = await e.enqueue(Counter, "q", "add", 4)
+        assert added.startswith("Counter/q/")
+        assert await e.invocation_result(added, timeout=10) == 4
+        assert await e.invocation_result(added) == 4  # ended: answered at once, again
+        failed = await e.enqueue(Counter, "q", "add_then_fail", 1)
+        with pytest.raises(perdure.ActorCallFailed, match="refused") as exc:
+            await e.invocation_result(failed, timeout=10)
+        assert (exc.value.actor, exc.value.method) == ("Counter/q", "add_then_fail")
+        stuck = await e.enqueue(Log, "stuck", "stall")
+        for timeout in (0, 0.05):
+            with pytest.raises(perdure.ResultTimeout, match=f"actor call '{stuck}' has not ended"):
+                await e.invocation_result(stuck, timeout=timeout)
+        with pytest.raises(perdure.NotFound, match="no actor call 'Counter/q/nope'"):
+            await e.invocation_result("Counter/q/nope")
+        await e.actor(Cart, "q").add_item(Item("pen", 1))
+        assert await e.actor(Cart, "q").checkout() == 1
+        made_by_an_actor = (await e.actor_oplog(PurchaseHistory, "q")).items[0].id
+        assert made_by_an_actor.startswith("PurchaseHistory/q/Cart/q/")
+        assert await e.invocation_result(made_by_an_actor, timeout=1) == 1
+        for bad in ("Counter/q", "Counter//x", "a/b/c/", 7):
+            with pytest.raises(perdure.InvalidArgument, match=r"call id|must not be empty"):
+                await e.invocation_result(bad)  # type: ignore[arg-type]
+        with pytest.raises(perdure.InvalidArgument, match="timeout"):
+            await e.invocation_result(added, timeout=-1)
 
 
 async def test_evicted_actors_come_back_from_their_saved_state(db_url: str) -> None:

@@ -65,3 +65,27 @@ async def slow(n: int) -> int:
     for i in range(n):
         done += await slow_step(i)
     return done
+
+
+@perdure.actor
+class Counter:
+    """An actor for the HTTP tests: a number, a method that raises, and one that never ends."""
+
+    def __init__(self, key: str) -> None:
+        self.value = 0
+
+    def add(self, n: int) -> int:
+        self.value += n
+        return self.value
+
+    def fail(self, message: str) -> None:
+        self.value += 1000  # not kept: a call that raises saves nothing
+        raise ValueError(message)
+
+    async def stall(self) -> None:
+        """Waits a day (durably): the actor stays busy for the whole test."""
+        await perdure.sleep(86_400)
+
+    def state(self) -> str:
+        """A method named like the state route: called by POST, read by GET."""
+        return f"value is {self.value}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -18,6 +20,18 @@ def problem(r: httpx.Response, status: int) -> str:
     assert body["detail"]
     detail: str = body["detail"]
     return detail
+
+
+def every_page(api: httpx.Client, path: str, params: dict[str, str | int]) -> list[list[dict[str, Any]]]:
+    """The items of each page of a listing, following its cursors to the end."""
+    pages: list[list[dict[str, Any]]] = []
+    cursor = None
+    while True:
+        page = api.get(path, params={**params, **({"cursor": cursor} if cursor else {})}).json()
+        pages.append(page["items"])
+        cursor = page["cursor"]
+        if cursor is None:
+            return pages
 
 
 def test_start_waits_for_the_result_in_one_request(api: httpx.Client) -> None:
@@ -140,18 +154,8 @@ def test_listing_filters_by_status_and_name_and_pages_with_a_cursor(api: httpx.C
     for i in range(5):
         api.post("/v1/workflows", params={"wait": 10}, json={"workflow": "twice", "args": [i], "id": f"t{i}"})
     api.post("/v1/workflows", params={"wait": 10}, json={"workflow": "fails", "args": ["x"], "id": "f0"})
-    seen: list[str] = []
-    cursor = None
-    while True:
-        params: dict[str, str | int] = {"name": "twice", "status": "completed", "limit": 2}
-        if cursor:
-            params["cursor"] = cursor
-        page = api.get("/v1/workflows", params=params).json()
-        seen += [w["id"] for w in page["items"]]
-        cursor = page["cursor"]
-        if cursor is None:
-            break
-    assert seen == ["t4", "t3", "t2", "t1", "t0"]
+    pages = every_page(api, "/v1/workflows", {"name": "twice", "status": "completed", "limit": 2})
+    assert [[w["id"] for w in page] for page in pages] == [["t4", "t3"], ["t2", "t1"], ["t0"]]
     failed = api.get("/v1/workflows", params={"status": "failed"}).json()["items"]
     assert [w["id"] for w in failed] == ["f0"]
 

@@ -82,6 +82,49 @@ def test_schedule_verbs(server: Server) -> None:
     cli(server, "schedule", "show", "hourly", code=3)
 
 
+def test_actor_verbs_call_inspect_and_delete(server: Server) -> None:
+    assert cli(server, "actor", "invoke", "Counter", "c", "add", "3").stdout.strip() == "3"
+    once = [as_json(server, "actor", "invoke", "Counter", "c", "add", "--kw", "n=4", "--idempotency-key", "k1")
+            for _ in range(2)]  # fmt: skip
+    assert [o["result"] for o in once] == [7, 7]
+    assert (
+        "was used for another call"
+        in cli(
+            server, "actor", "invoke", "Counter", "c", "add", "5", "--idempotency-key", "k1", code=4
+        ).stderr
+    )
+    failed = cli(server, "actor", "invoke", "Counter", "c", "fail", "card declined", code=7)
+    assert "failed: ValueError: card declined" in failed.stderr
+    queued = cli(server, "actor", "invoke", "Counter", "c", "add", "1", "--enqueue").stdout.strip()
+    assert queued.startswith("Counter/c/")
+    oplog = as_json(server, "actor", "oplog", "Counter", "c")
+    assert [(e["method"], e["status"]) for e in oplog["items"][:3]] == [
+        ("add", "completed"), ("add", "completed"), ("fail", "failed"),
+    ]  # fmt: skip
+    assert oplog["items"][3]["id"] == queued  # enqueued: it runs in turn
+    table = cli(server, "actor", "oplog", "Counter", "c", "--limit", "3").stdout.splitlines()
+    assert table[0].split()[:3] == ["CALL", "METHOD", "STATUS"]
+    assert table[2].split()[:4] == ["k1", "add", "completed", '{"n":']
+    assert "ValueError: card declined" in table[3]
+    assert as_json(server, "actor", "state", "Counter", "c") in ({"value": 7}, {"value": 8})
+    shown = cli(server, "actor", "get", "Counter", "c").stdout.splitlines()
+    assert [line.split() for line in shown[:2]] == [["type", "Counter"], ["key", "c"]]
+    assert shown[2].split()[0] == "status"
+    stuck = cli(server, "actor", "invoke", "Counter", "busy", "stall", "--wait", "0.2", code=8)
+    assert "is not ended; ask again later" in stuck.stderr
+    assert "has calls in its inbox" in cli(server, "actor", "delete", "Counter", "busy", code=4).stderr
+    listed = cli(server, "actor", "list", "--status", "busy").stdout.splitlines()
+    assert listed[0].split()[:3] == ["TYPE", "KEY", "STATUS"]
+    assert [row.split()[:3] for row in listed[1:]] == [["Counter", "busy", "busy"]]
+    page = as_json(server, "actor", "list", "--type", "Counter", "--limit", "1")
+    assert ([a["key"] for a in page["items"]], page["cursor"] is not None) == (["busy"], True)
+    cli(server, "actor", "invoke", "Counter", "gone", "add", "1")
+    assert cli(server, "actor", "delete", "Counter", "gone").stdout.strip() == "actor Counter/gone: deleted"
+    assert "no actor 'Counter/gone'" in cli(server, "actor", "get", "Counter", "gone", code=3).stderr
+    assert "no actor named 'Nope'" in cli(server, "actor", "invoke", "Nope", "k", "m", code=2).stderr
+    assert "Expected `int`" in cli(server, "actor", "invoke", "Counter", "c", "add", "x", code=2).stderr
+
+
 def test_the_cli_sends_the_token(start_server: Any) -> None:
     server = start_server("--token", "t0k")
     assert "token" in cli(server, "workflow", "list", code=6).stderr.lower()
@@ -94,6 +137,9 @@ def test_every_verb_has_help() -> None:
     for verb in (
         ["workflow"],
         ["schedule"],
+        ["actor"],
+        ["actor", "invoke"],
+        ["actor", "oplog"],
         ["server"],
         ["worker"],
         ["workflow", "start"],

@@ -140,6 +140,17 @@ def test_the_examples_app_serves_the_examples(db: str) -> None:
             decision = {"topic": "approval", "value": {"approved": False, "by": "bob"}}
             api.post("/v1/workflows/e-9/messages", json=decision).raise_for_status()
             assert api.get("/v1/workflows/e-9/result", params={"wait": 10}).json()["result"] == "rejected"
+            item = {"sku": "mug", "quantity": 2, "cents": 1200}
+            api.post("/v1/actors/ShoppingCart/ann/add_item", json={"args": [item]}).raise_for_status()
+            order = api.post("/v1/actors/ShoppingCart/ann/checkout", params={"wait": 10}).json()
+            assert (order["status"], order["result"]["total_cents"]) == ("completed", 2400)
+            spent = api.post("/v1/actors/PurchaseHistory/ann/spent_cents", params={"wait": 10}).json()
+            assert spent["result"] == 2400
+            added = api.get("/v1/actors/PurchaseHistory/ann/oplog").json()["items"][0]
+            assert added["id"].startswith(f"PurchaseHistory/ann/{order['id']}:")  # made by the checkout
+            assert api.get(f"/v1/actor-calls/{added['id']}").json()["result"] == 1
+            empty = api.post("/v1/actors/ShoppingCart/ann/checkout", params={"wait": 10}).json()
+            assert (empty["status"], empty["error"]["message"]) == ("failed", "the cart is empty")
     finally:
         server.stop()
         if server.proc.stderr is not None:

@@ -31,10 +31,12 @@ from perdure._model.errors import (
     InvalidArgument,
     InvalidState,
     NotFound,
+    ResultTimeout,
     WorkflowCancelled,
 )
 from perdure._model.policies import RetryPolicy
 from perdure._model.records import (
+    TERMINAL,
     ActorRow,
     DeleteActor,
     Enqueue,
@@ -505,6 +507,34 @@ class ActorMethods:
             return iid
         return _outcome(aid, method, await core._wait(iid, None, check=False))
 
+    async def invocation_result(self, invocation_id: str, *, timeout: float | None = None) -> Any:
+        """Wait for the call ``invocation_id`` (what ``enqueue`` returned) to end; return its result.
+
+        For a client that enqueued a call, or whose bounded wait ran out: the call goes on
+        in the actor either way. Raises ``ActorCallFailed`` if the method raised,
+        ``ResultTimeout`` if it has not ended within ``timeout`` seconds (ask again),
+        ``NotFound`` if there is no such call.
+        """
+        core: EngineCore = self  # type: ignore[assignment]
+        core._ready()
+        parts = invocation_id.split("/") if isinstance(invocation_id, str) else []
+        if len(parts) < 3:  # more when an actor made the call: type/key/<the caller's call id>:<position>
+            raise InvalidArgument(
+                f"{invocation_id!r} is not an actor call id; pass the 'type/key/call' id enqueue returned"
+            )
+        for part in parts:
+            check_name("each part of an actor call id", part)
+        row = await core._store.get_instance(invocation_id)
+        if row is None or row.actor_id is None:
+            raise NotFound(f"no actor call {invocation_id!r}; ids are what enqueue returns")
+        if row.status not in TERMINAL or timeout is not None:  # _wait checks the timeout too
+            try:
+                row = await core._wait(invocation_id, timeout, check=False)
+            except ResultTimeout:
+                raise ResultTimeout(f"actor call {invocation_id!r} has not ended after {timeout}s") from None
+        method = core.registry.find(Kind.METHOD, row.name)
+        return _outcome(row.actor_id or "", method, row)
+
     async def list_actors(
         self,
         *,
@@ -583,15 +613,17 @@ async def _repeated(core: EngineCore, iid: str, method: Definition, data: bytes,
         ex.run(found)  # ours: created claimed by the first attempt, so nobody else will run it
 
 
-def _outcome(aid: str, method: Definition, final: InstanceRow) -> Any:
-    """The value an ended invocation returned, or its error raised."""
+def _outcome(aid: str, method: Definition | None, final: InstanceRow) -> Any:
+    """The value an ended invocation returned (as the method's annotation says, if it is
+    still registered), or its error raised."""
     if final.status is Status.COMPLETED:
-        ret = method.hints().get("return", Any)
+        ret = method.hints().get("return", Any) if method is not None else Any
         return serializer.decode(final.output or serializer.encode(None), ret)
     if final.status is Status.CANCELLED:
         raise WorkflowCancelled(final.id)
     info = serializer.decode_error(final.error) if final.error else serializer.ErrorInfo("unknown", "")
-    raise ActorCallFailed(aid, method.method, info.type, info.message, info.traceback)
+    name = final.name.rsplit(".", 1)[-1]
+    raise ActorCallFailed(aid, name, info.type, info.message, info.traceback)
 
 
 def _check_limit(limit: object) -> None:

@@ -398,9 +398,10 @@ class Engine(ScheduleMethods, ActorMethods):
         await self._row(workflow_id)
         return WorkflowHandle(self, workflow_id)
 
-    async def _row(self, workflow_id: str) -> InstanceRow:
+    async def _row(self, workflow_id: str, *, check: bool = True) -> InstanceRow:
         self._ready()
-        check_name("workflow id", workflow_id)
+        if check:
+            check_name("workflow id", workflow_id)
         row = await self._store.get_instance(workflow_id)
         if row is None:
             raise NotFound(f"no workflow with id {workflow_id!r}")
@@ -602,7 +603,7 @@ class Engine(ScheduleMethods, ActorMethods):
             done, _ = await asyncio.wait([fut], timeout=timeout)
             if done:
                 return fut.result()
-            row = await self._row(workflow_id)
+            row = await self._row(workflow_id, check=check)
             if row.status in TERMINAL:
                 return row
             raise ResultTimeout(f"workflow {workflow_id!r} is still {row.status.value} after {timeout}s")

@@ -213,7 +213,9 @@ def encode_arguments(defn: Definition, args: tuple[Any, ...], kwargs: dict[str, 
     try:
         bound = defn.signature.bind(*args, **kwargs)
     except TypeError as exc:
-        raise InvalidArgument(f"wrong arguments for workflow {defn.name!r}{defn.signature}: {exc}") from None
+        raise InvalidArgument(
+            f"wrong arguments for {defn.kind} {defn.name!r}{defn.signature}: {exc}"
+        ) from None
     try:
         data = serializer.encode_input(bound.arguments)
         # What the runner will decode must decode now: a value that does not fit its annotation
@@ -222,7 +224,7 @@ def encode_arguments(defn: Definition, args: tuple[Any, ...], kwargs: dict[str, 
         return data
     except ValueError as exc:  # msgspec.ValidationError
         raise InvalidArgument(
-            f"arguments of workflow {defn.name!r} do not fit its annotations: {exc}; pass values "
+            f"arguments of {defn.kind} {defn.name!r} do not fit its annotations: {exc}; pass values "
             "of the annotated types (NaN and infinity are not JSON numbers)"
         ) from None
     except (TypeError, OverflowError):
@@ -231,7 +233,7 @@ def encode_arguments(defn: Definition, args: tuple[Any, ...], kwargs: dict[str, 
                 serializer.encode(value)
             except (TypeError, OverflowError) as exc:
                 raise InvalidArgument(
-                    f"argument {arg_name!r} of workflow {defn.name!r} cannot be serialized: {exc}; "
+                    f"argument {arg_name!r} of {defn.kind} {defn.name!r} cannot be serialized: {exc}; "
                     "pass JSON-like values, dataclasses, msgspec Structs, datetimes, UUIDs or bytes"
                 ) from None
         raise

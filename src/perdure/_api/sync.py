@@ -296,6 +296,9 @@ class SyncEngine:
             self.engine.enqueue, actor_type, key, method, *args, idempotency_key=idempotency_key, **kwargs
         )
 
+    def invocation_result(self, invocation_id: str, *, timeout: float | None = None) -> Any:
+        return self._portal.call(self.engine.invocation_result, invocation_id, timeout=timeout)
+
     def list_actors(
         self,
         *,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -42,10 +43,13 @@ class Api:
             base_url=self.server, headers=headers, timeout=httpx.Timeout(90.0, connect=5.0)
         )
 
-    def call(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+    def call(
+        self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:  # fmt: skip
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            r = self.http.request(method, f"/v1{path}", json=body, params=query)
+            r = self.http.request(method, f"/v1{path}", json=body, params=query, headers=headers)
         except self._unreachable as exc:
             raise ServerError(
                 f"cannot reach the perdure server at {self.server}: {exc or type(exc).__name__}; start one with "
@@ -92,6 +96,23 @@ def client(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+MAX_WAIT = 60.0
+"""The server's longest single wait; longer waits ask again."""
+
+
+def long_poll(api: Api, path: str, wait: float, *, progress: str | None) -> dict[str, Any]:
+    """GET ``path?wait=`` for up to ``wait`` seconds in all, in requests of at most MAX_WAIT,
+    until the answer says ``done``; with ``progress``, say so on stderr between requests."""
+    deadline = time.monotonic() + wait
+    while True:
+        left = max(0.0, deadline - time.monotonic())
+        answer: dict[str, Any] = api.call("GET", path, params={"wait": min(left, MAX_WAIT)})
+        if answer["done"] or left <= MAX_WAIT:
+            return answer
+        if progress:
+            click.echo(f"waiting for {progress}: {answer['status'] or 'not ended'}", err=True)
+
+
 def json_value(text: str) -> Any:
     """A command-line value: JSON if it parses (``42``, ``"x"``, ``{"a": 1}``), else the text itself."""
     try:
@@ -125,6 +146,21 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
     click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for row in cells:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def emit_page(
+    api: Api, page: dict[str, Any], columns: Sequence[str],
+    rows: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = list,
+) -> None:  # fmt: skip
+    """A listing's page: ``--json`` as it came, else a table of ``rows(items)`` and, on stderr,
+    the cursor of the next page."""
+
+    def human(p: dict[str, Any]) -> None:
+        table(rows(p["items"]), columns)
+        if p["cursor"]:
+            click.echo(f"more: --cursor {p['cursor']}", err=True)
+
+    api.emit(page, human)
 
 
 def fields(data: dict[str, Any], names: Sequence[str] | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 import perdure
+from perdure._cli.actors import actor
 from perdure._cli.bench import bench
 from perdure._cli.migrate import migrate
 from perdure._cli.schedules import schedule
@@ -22,6 +23,7 @@ cli.add_command(bench)
 cli.add_command(server)
 cli.add_command(worker)
 cli.add_command(workflow)
+cli.add_command(actor)
 cli.add_command(schedule)
 cli.add_command(migrate)
 

@@ -7,16 +7,24 @@ Arguments on the command line are JSON when they parse as JSON (``42``,
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 from urllib.parse import quote
 
 import click
 
-from perdure._cli.client import Api, ServerError, client, fields, json_value, keywords, table
+from perdure._cli.client import (
+    MAX_WAIT,
+    Api,
+    ServerError,
+    client,
+    emit_page,
+    fields,
+    json_value,
+    keywords,
+    long_poll,
+    table,
+)
 
-MAX_WAIT = 60.0
-"""The server's longest single wait; longer waits ask again."""
 WORKFLOW_COLUMNS = ("id", "name", "status", "created_at", "updated_at")
 
 
@@ -30,31 +38,23 @@ def workflow() -> None:
 
 
 def wait_result(api: Api, workflow_id: str, wait: float, *, progress: bool) -> dict[str, Any]:
-    """Long-poll the result for up to ``wait`` seconds, in requests of at most MAX_WAIT."""
-    deadline = time.monotonic() + wait
-    while True:
-        left = max(0.0, deadline - time.monotonic())
-        outcome: dict[str, Any] = api.call(
-            "GET", f"/workflows/{_id(workflow_id)}/result", params={"wait": min(left, MAX_WAIT)}
-        )
-        if outcome["done"] or left <= MAX_WAIT:
-            return outcome
-        if progress:
-            click.echo(f"waiting for {workflow_id}: {outcome['status']}", err=True)
+    """Long-poll the result for up to ``wait`` seconds."""
+    return long_poll(
+        api, f"/workflows/{_id(workflow_id)}/result", wait, progress=workflow_id if progress else None
+    )
 
 
-def show_outcome(api: Api, outcome: dict[str, Any]) -> None:
-    """Print a result; a failed, cancelled or unfinished workflow exits non-zero."""
+def show_outcome(api: Api, outcome: dict[str, Any], what: str = "workflow") -> None:
+    """Print a result; a failed, cancelled or unfinished workflow (or actor call) exits non-zero."""
     api.emit(outcome, lambda o: click.echo(json_text(o["result"])) if o["status"] == "completed" else None)
     if outcome["status"] == "completed":
         return
     if not outcome["done"]:
-        raise ServerError(
-            f"workflow {outcome['id']} is still {outcome['status']}; ask again later", exit_code=8
-        )
+        still = f"still {outcome['status']}" if outcome["status"] else "not ended"
+        raise ServerError(f"{what} {outcome['id']} is {still}; ask again later", exit_code=8)
     err = outcome.get("error")
     why = f": {error_text(err)}" if err else ""
-    raise ServerError(f"workflow {outcome['id']} {outcome['status']}{why}", exit_code=7)
+    raise ServerError(f"{what} {outcome['id']} {outcome['status']}{why}", exit_code=7)
 
 
 def error_text(err: dict[str, Any]) -> str:
@@ -102,13 +102,7 @@ def list_(api: Api, status: str | None, name: str | None, limit: int, cursor: st
     page = api.call(
         "GET", "/workflows", params={"status": status, "name": name, "limit": limit, "cursor": cursor}
     )
-
-    def human(p: dict[str, Any]) -> None:
-        table(p["items"], WORKFLOW_COLUMNS)
-        if p["cursor"]:
-            click.echo(f"more: --cursor {p['cursor']}", err=True)
-
-    api.emit(page, human)
+    emit_page(api, page, WORKFLOW_COLUMNS)
 
 
 @workflow.command()

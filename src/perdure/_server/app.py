@@ -73,7 +73,7 @@ def create_app(engine: Engine, *, token: str | None = None, max_body: int = MAX_
         openapi_config=OpenAPIConfig(
             title="perdure",
             version=perdure.__version__,
-            description="Start, inspect and steer durable workflows and schedules.",
+            description="Start, inspect and steer durable workflows, actors and schedules.",
             path="/v1",
             render_plugins=[JsonRenderPlugin()],
             components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),

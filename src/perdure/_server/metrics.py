@@ -1,7 +1,8 @@
 """``/metrics``: the engine's counters in the Prometheus text format.
 
 Instance counts come from the store at scrape time (one grouped scan); the
-rest from ``Engine.stats``, the plain counters the core keeps.
+rest from ``Engine.stats`` and ``Engine.executor_stats``, the plain counters the
+core keeps (resident actors as a gauge, actor activations and evictions as counters).
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from prometheus_client.registry import Collector
 
 from perdure import Engine, Status
 from perdure._model.stats import Histogram
+
+ACTOR_COUNTERS = {
+    "actor_activations": "Actor objects made in memory by this executor: first calls, and restores after eviction",
+    "actor_evictions": "Actor objects this executor dropped from memory (least recently used, or idle)",
+}
 
 
 def _histogram(name: str, doc: str, h: Histogram) -> HistogramMetricFamily:
@@ -62,7 +68,16 @@ class EngineCollector(Collector):
         yield _histogram(
             "perdure_claim_lag_seconds", "Ready-queue lag: from due to claimed by this executor", s.claim_lag
         )
-        for key, value in sorted(self.engine.executor_stats.items()):
+        counters = dict(self.engine.executor_stats)
+        if "actors_resident" in counters:
+            yield GaugeMetricFamily(
+                "perdure_actors_resident", "Actor objects this executor keeps in memory now",
+                value=counters.pop("actors_resident"),
+            )  # fmt: skip
+        for key, doc in ACTOR_COUNTERS.items():
+            if key in counters:
+                yield CounterMetricFamily(f"perdure_{key}", doc, value=counters.pop(key))
+        for key, value in sorted(counters.items()):
             yield CounterMetricFamily(
                 f"perdure_executor_{key}", f"This executor's {key} since it started", value=value
             )

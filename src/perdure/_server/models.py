@@ -87,6 +87,34 @@ class Cancelled(msgspec.Struct, kw_only=True):
     """Its status after the request: cancelled at once if it was waiting."""
 
 
+class InvokeActor(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The arguments of an actor method call; the method is named in the path."""
+
+    args: list[Any] = msgspec.field(default_factory=list)
+    """Positional arguments, as JSON; checked against the method's annotations."""
+    kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Keyword arguments, as JSON."""
+
+
+class Invocation(msgspec.Struct, kw_only=True):
+    """An actor method call: how it ended, or that it has not ended yet.
+
+    A method that raised is not an HTTP error: the call was made and ended, so the
+    answer is 200 with ``status: failed`` and the ``error``, and the actor's state is
+    as it was before the call."""
+
+    id: str
+    """The call's id (``type/key/call``): ``GET /v1/actor-calls/{id}?wait=S`` asks again."""
+    done: bool
+    """False: still going when the wait ran out; ask again."""
+    status: Status | None = None
+    """completed, failed or cancelled once done; null while it has not ended."""
+    result: Any = None
+    """What the method returned (completed calls)."""
+    error: ErrorDetails | None = None
+    """What the method raised (failed calls): its type, message and traceback."""
+
+
 class CreateSchedule(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Start ``workflow`` on every tick of ``cron`` (in ``timezone``) or every ``every`` seconds."""
 

@@ -73,9 +73,9 @@ HANDLERS: dict[int | type[Exception], Any] = {
 }
 
 _SAYS = {
-    400: "Bad input: malformed JSON, a wrong field, an unknown workflow or wrong arguments",
+    400: "Bad input: malformed JSON, a wrong field, an unknown workflow, actor or method, or wrong arguments",
     401: "Missing or wrong bearer token",
-    404: "No such workflow, schedule or route",
+    404: "No such workflow, actor, actor call, schedule or route",
     409: "Conflict: an id reused with other content, or a state that forbids the action",
     413: "Request body too large",
     415: "The body is not sent as JSON (Content-Type: application/json)",

@@ -1,6 +1,6 @@
 """The /v1 routes: each one is a thin call of one public Engine method.
 
-Waiting routes (``result``, events, ``POST /workflows?wait=``) long-poll: they
+Waiting routes (``result``, events, ``POST /workflows?wait=``, actor calls) long-poll: they
 answer as soon as there is something to say, or after ``wait`` seconds (at
 most ``MAX_WAIT``) with ``done``/``found`` false, so a client asks again rather
 than holding a request open forever.
@@ -8,15 +8,21 @@ than holding a request open forever.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from litestar import delete, get, post
 from litestar.params import Parameter
 
 import perdure
 from perdure import (
+    ActorCallFailed,
+    ActorInfo,
+    ActorPage,
     Engine,
+    ErrorDetails,
     HistoryEntry,
+    InvalidArgument,
+    OplogPage,
     ResultTimeout,
     RunInfo,
     ScheduleInfo,
@@ -32,6 +38,8 @@ from perdure._server.models import (
     CreateSchedule,
     EventValue,
     Health,
+    Invocation,
+    InvokeActor,
     QueryAnswer,
     QueryRequest,
     SendMessage,
@@ -46,7 +54,16 @@ Wait = Annotated[
     float,
     Parameter(ge=0, le=MAX_WAIT, description=f"seconds to wait for the answer (at most {MAX_WAIT:g})"),
 ]
+IdempotencyKey = Annotated[
+    str | None,
+    Parameter(
+        header="Idempotency-Key", required=False,
+        description="the same key again (a retry) runs the call once and answers its outcome; "
+        "with other arguments: 409",
+    ),
+]  # fmt: skip
 WORKFLOW = ["workflows"]
+ACTOR = ["actors"]
 SCHEDULE = ["schedules"]
 
 
@@ -160,6 +177,122 @@ async def resume_workflow(engine: Engine, workflow_id: str) -> WorkflowInfo:
     return await engine.info(workflow_id)
 
 
+# --- actors ----------------------------------------------------------------------
+
+
+async def call_outcome(engine: Engine, call_id: str, wait: float) -> Invocation:
+    """The actor call's end, waiting up to ``wait`` seconds for it."""
+    try:
+        value = await engine.invocation_result(call_id, timeout=wait)
+        return Invocation(id=call_id, done=True, status=Status.COMPLETED, result=value)
+    except ActorCallFailed as exc:
+        error = ErrorDetails(type=exc.error_type, message=exc.message, traceback=exc.traceback)
+        return Invocation(id=call_id, done=True, status=Status.FAILED, error=error)
+    except WorkflowCancelled:
+        return Invocation(id=call_id, done=True, status=Status.CANCELLED)
+    except ResultTimeout:
+        return Invocation(id=call_id, done=False)
+
+
+async def invoke(
+    engine: Engine, actor_type: str, key: str, method: str, data: InvokeActor | None,
+    idempotency_key: str | None, wait: float,
+) -> Invocation:  # fmt: skip
+    """Put the call in the actor's inbox, then wait up to ``wait`` seconds for its outcome."""
+    call = data or InvokeActor()
+    if "idempotency_key" in call.kwargs:
+        raise InvalidArgument(
+            "pass the idempotency key as the Idempotency-Key header, not as a keyword argument"
+        )
+    call_id = await engine.enqueue(
+        actor_type, key, method, *call.args, idempotency_key=idempotency_key, **call.kwargs
+    )
+    return await call_outcome(engine, call_id, wait)
+
+
+@post(
+    "/actors/{actor_type:str}/{key:str}/{method:str}", tags=ACTOR, status_code=200, responses=responses(409)
+)
+async def invoke_actor(
+    engine: Engine, actor_type: str, key: str, method: str, data: InvokeActor | None = None,
+    idempotency_key: IdempotencyKey = None, wait: Wait = 10.0,
+) -> Invocation:  # fmt: skip
+    """Call a public method of actor ``actor_type``/``key`` with JSON arguments: the call goes
+    into the actor's inbox, then the request waits up to ``wait`` seconds for its outcome
+    (``done: false`` and the call's id if it is still going: ask again at
+    ``/v1/actor-calls/{id}``). ``wait=0`` is fire and forget. A method that raised answers
+    200 with ``status: failed`` and the error. The actor exists once called."""
+    return await invoke(engine, actor_type, key, method, data, idempotency_key, wait)
+
+
+def invoke_named(method: str) -> Any:
+    """``POST /actors/T/K/<method>`` for a method named like a GET route's last segment
+    (``state``, ``oplog``): that static segment would otherwise answer 405 to a POST."""
+
+    @post(
+        f"/actors/{{actor_type:str}}/{{key:str}}/{method}", status_code=200, include_in_schema=False,
+        name=f"invoke_actor_{method}",
+    )  # fmt: skip
+    async def invoke_it(
+        engine: Engine, actor_type: str, key: str, data: InvokeActor | None = None,
+        idempotency_key: IdempotencyKey = None, wait: Wait = 10.0,
+    ) -> Invocation:  # fmt: skip
+        return await invoke(engine, actor_type, key, method, data, idempotency_key, wait)
+
+    return invoke_it
+
+
+@get("/actor-calls/{call_id:path}", tags=ACTOR, responses=responses(404))
+async def actor_call(engine: Engine, call_id: str, wait: Wait = 0.0) -> Invocation:
+    """An actor call by its id (``type/key/call``), waiting up to ``wait`` seconds for it to end."""
+    return await call_outcome(engine, call_id.lstrip("/"), wait)
+
+
+@get("/actors", tags=ACTOR, responses=responses())
+async def list_actors(
+    engine: Engine,
+    actor_type: Annotated[str | None, Parameter(query="type")] = None,
+    key_prefix: str | None = None,
+    status: Literal["idle", "busy"] | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> ActorPage:
+    """Actors by type and key, optionally of one type, key prefix and status (``busy``: a call
+    is in its inbox); pass ``cursor`` from a page to get the next one."""
+    return await engine.list_actors(
+        type=actor_type, key_prefix=key_prefix, status=status, limit=limit, cursor=cursor
+    )
+
+
+@get("/actors/{actor_type:str}/{key:str}", tags=ACTOR, responses=responses(404))
+async def get_actor(engine: Engine, actor_type: str, key: str) -> ActorInfo:
+    return await engine.actor_info(actor_type, key)
+
+
+@get("/actors/{actor_type:str}/{key:str}/state", tags=ACTOR, responses=responses(404))
+async def actor_state(engine: Engine, actor_type: str, key: str) -> dict[str, Any]:
+    """The actor's attributes as saved after its last call."""
+    return await engine.actor_state(actor_type, key)
+
+
+@get("/actors/{actor_type:str}/{key:str}/oplog", tags=ACTOR, responses=responses(404))
+async def actor_oplog(
+    engine: Engine,
+    actor_type: str,
+    key: str,
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> OplogPage:
+    """The actor's calls, oldest first: method, arguments, outcome, times, state size."""
+    return await engine.actor_oplog(actor_type, key, limit=limit, cursor=cursor)
+
+
+@delete("/actors/{actor_type:str}/{key:str}", tags=ACTOR, responses=responses(404, 409))
+async def delete_actor(engine: Engine, actor_type: str, key: str) -> None:
+    """Delete the actor, its state and its oplog; 409 while a call is in its inbox."""
+    await engine.delete_actor(actor_type, key)
+
+
 # --- schedules -------------------------------------------------------------------
 
 
@@ -217,6 +350,8 @@ async def health(engine: Engine) -> Health:
 ROUTES: list[Any] = [
     start_workflow, list_workflows, get_workflow, workflow_history, workflow_runs, workflow_result,
     send_message, query_workflow, workflow_event, cancel_workflow, resume_workflow,
+    invoke_actor, invoke_named("state"), invoke_named("oplog"), actor_call, list_actors, get_actor,
+    actor_state, actor_oplog, delete_actor,
     create_schedule, list_schedules, get_schedule, pause_schedule, resume_schedule, trigger_schedule,
     delete_schedule, health,
 ]  # fmt: skip
