@@ -18,7 +18,7 @@ from collections import Counter as Tally
 from pathlib import Path
 
 import perdure
-from perdure._cli.workloads import REG, Figures, Params, quantile, rss_mb
+from perdure._cli.workloads import REG, Figures, Params, engine_at, quantile, rss_mb
 
 CHUNK = 2000
 
@@ -33,9 +33,9 @@ class Counter:
         return self.count
 
 
-async def _actors(p: Params, url: str) -> Figures:
+async def _actors(p: Params, db: Path) -> Figures:
     n, calls, resident = int(p["actors"]), int(p["random_calls"]), int(p["resident"])
-    async with perdure.Engine(url, registry=REG, max_resident_actors=resident) as engine:
+    async with engine_at(db, max_resident_actors=resident) as engine:
         await engine.actor(Counter, "warm-up").add(1)
         gc.collect()
         rss0 = rss_mb()
@@ -77,4 +77,4 @@ async def _actors(p: Params, url: str) -> Figures:
 
 
 def run_actors(p: Params, db: Path) -> Figures:
-    return asyncio.run(_actors(p, f"sqlite:///{db.resolve()}"))
+    return asyncio.run(_actors(p, db))

@@ -86,11 +86,11 @@ BENCH_URL = "PERDURE_BENCH_URL"
 Unset, the run's database is the SQLite file ``db``."""
 
 
-def engine_at(db: Path, *, executor: bool = True) -> perdure.Engine:
+def engine_at(db: Path, *, executor: bool = True, max_resident_actors: int = 10_000) -> perdure.Engine:
     """An engine with every default (durable: WAL, synchronous=FULL; PostgreSQL's
-    synchronous_commit=on) but the registry."""
+    synchronous_commit=on) but the registry (and the workload's resident actors)."""
     url = os.environ.get(BENCH_URL) or f"sqlite:///{db.resolve()}"
-    return perdure.Engine(url, registry=REG, executor=executor)
+    return perdure.Engine(url, registry=REG, executor=executor, max_resident_actors=max_resident_actors)
 
 
 # --- what the workflows report back to the process they run in -----------------
