@@ -2,8 +2,9 @@
 
 The workload is ``worker.py``'s ``chain``: every step writes its execution and its
 effect to the ledger (a SQLite file outside the engine's database). On
-PostgreSQL no lock files tell executors on one machine of a death: a dead
-executor's instances are taken over when its lease expires (``--lease-ttl``).
+PostgreSQL a dead executor's instances are taken over when its liveness lock (a
+session advisory lock) is free, or when its lease expires (``--lease-ttl``),
+whichever comes first.
 """
 
 from __future__ import annotations
@@ -31,6 +32,23 @@ def test_sigkill_midway_on_postgres_then_restart_finishes_all_and_reruns_no_reco
     check = Checker(sc)
     assert_clean(check, check.run())
     assert len(check.by_step) == 30 * 10
+
+
+def test_a_killed_executors_instances_are_recovered_at_once_not_a_lease_later(
+    make_scenario: MakeScenario, postgres_url: str
+) -> None:
+    # A lease of an hour: only the dead process's free liveness lock lets the restart
+    # (whose timeout is far shorter) recover the instances.
+    hour = ("--lease-ttl", "3600")
+    sc = make_scenario(20, 6, engine_url=postgres_url)
+    before = sc.kill_at(sc.spawn(step_sleep=0.01, extra=hour), 50)
+    assert before.state.statuses().get("running", 0) > 0, "the kill left nothing to recover"
+
+    sc.wait(sc.spawn(step_sleep=0.01, extra=hour), timeout=90)
+
+    check = Checker(sc)
+    assert_clean(check, check.run())
+    assert len(check.by_step) == 20 * 6
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,7 @@ from perdure._model.stats import Stats
 from perdure._runtime.actors import ActorHost
 from perdure._runtime.clock import Clock, SystemClock
 from perdure._runtime.executor import Executor
+from perdure._runtime.leases import Liveness
 from perdure._runtime.runner import Runtime, answer_query
 from perdure._store.faulty import FaultyStore, parse_faults
 from perdure._store.protocol import Store
@@ -178,6 +179,7 @@ class Engine(ScheduleMethods, ActorMethods):
         store, lock_dir = open_store(url, busy_timeout=busy_timeout)
         self.url = store.url
         self._subscribe = getattr(store, "subscribe", None)
+        self._liveness: Liveness | None = store if isinstance(store, Liveness) else None
         """Wake-ups from other processes' commits (PostgreSQL LISTEN/NOTIFY), if the store has them."""
         faults = os.environ.get("PERDURE_STORE_FAULTS", "")
         if faults:
@@ -245,6 +247,7 @@ class Engine(ScheduleMethods, ActorMethods):
             self._executor = Executor(
                 rt,
                 lock_dir=self._lock_dir,
+                liveness=self._liveness,
                 lease_ttl=float(self._options["lease_ttl"]),
                 poll_interval=float(self._options["poll_interval"]),
                 max_active=int(self._options["max_active"]),

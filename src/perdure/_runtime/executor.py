@@ -34,7 +34,7 @@ from perdure._model.records import (
 )
 from perdure._runtime import schedules
 from perdure._runtime.clock import SystemClock
-from perdure._runtime.leases import LocalLock, host_name
+from perdure._runtime.leases import Liveness, LocalLock, host_name
 from perdure._runtime.runner import Activation, End, Runtime, load
 
 log = logging.getLogger("perdure.executor")
@@ -49,6 +49,7 @@ class Executor:
         rt: Runtime,
         *,
         lock_dir: Path | None,
+        liveness: Liveness | None = None,
         lease_ttl: float = 10.0,
         poll_interval: float = 0.5,
         max_active: int = 1000,
@@ -69,6 +70,7 @@ class Executor:
         self.on_end = on_end
         self._lock_dir = lock_dir
         self._lock = LocalLock(lock_dir, self.id) if lock_dir else None
+        self._liveness = liveness
         self.active: dict[str, Activation | None] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._starved = False
@@ -92,6 +94,8 @@ class Executor:
     async def start(self) -> None:
         if self._lock is not None:
             self._lock.hold()
+        elif self._liveness is not None:
+            await self._liveness.hold_executor(self.id)
         await self._beat()
         crashpoints.hit("lease.after_acquire")
         await self._reap()
@@ -156,14 +160,26 @@ class Executor:
                 log.warning("heartbeat failed: %s", exc)
 
     async def _reap(self) -> None:
-        """Expire executors on this machine whose process is gone (their lock is free)."""
-        if self._lock_dir is None:
+        """Expire executors whose process is gone (their lock is free): on this machine by
+        their lock files, anywhere by the database's liveness locks."""
+        if self._lock_dir is None and self._liveness is None:
             return
         now = self.real.now()
         for row in await self.rt.store.list_executors():
-            if row.expires_at < now or row.id == self.id or row.host != self.host:
-                continue  # expired already (claimable), ourselves, or another machine's
-            if LocalLock(self._lock_dir, row.id).holder_is_dead():
+            if row.expires_at < now or row.id == self.id:
+                continue  # expired already (claimable), or ourselves
+            if self._liveness is not None:
+                try:
+                    gone = await self._liveness.executor_gone(row.id)
+                except StoreError as exc:  # not known now: the next heartbeat asks again
+                    log.warning("could not tell whether executor %s is alive: %s", row.id, exc)
+                    continue
+            elif row.host == self.host:
+                assert self._lock_dir is not None
+                gone = LocalLock(self._lock_dir, row.id).holder_is_dead()
+            else:
+                continue  # another machine's lock files are not ours to see
+            if gone:
                 log.info("executor %s (pid %d) is gone; recovering its instances", row.id, row.pid)
                 await self.rt.writer.submit((ExpireExecutor(executor=row.id),))
                 self._nudge.set()

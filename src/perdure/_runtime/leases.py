@@ -1,10 +1,13 @@
-"""Executor liveness on one machine: a lock file held for the executor's lifetime.
+"""Executor liveness sooner than a lease: a lock held for the executor's lifetime.
 
 An executor's lease in the database expires ``ttl`` after its last heartbeat,
-which is how executors on other machines learn it died. On one machine
-(always the case for SQLite) the kernel knows sooner: each executor holds an
-exclusive ``flock`` on its own file, released when the process dies however it
-dies, so a new executor can recover the dead one's instances at once.
+which is how other executors learn it died when nothing else tells them. Two
+things tell them sooner. On one machine (always the case for SQLite) the kernel:
+each executor holds an exclusive ``flock`` on its own file, released when the
+process dies however it dies. On PostgreSQL the server: each executor holds a
+session advisory lock on a connection of its own (``Liveness``), released when
+that session ends. Either way a new executor recovers a dead one's instances at
+once instead of a lease later; claim tokens still fence every write.
 """
 
 from __future__ import annotations
@@ -13,6 +16,18 @@ import fcntl
 import os
 import socket
 from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Liveness(Protocol):
+    """A database that tells whether an executor's session is still there."""
+
+    async def hold_executor(self, executor_id: str) -> None:
+        """Hold this executor's lock for as long as it runs (before its lease is written)."""
+
+    async def executor_gone(self, executor_id: str) -> bool:
+        """True if nobody holds ``executor_id``'s lock: its process or session is gone."""
 
 
 class LocalLock:

@@ -447,6 +447,9 @@ class PostgresStore:
         self._channel = "perdure"
         self._callbacks: list[Callable[[], None]] = []
         self._listener: asyncio.Task[None] | None = None
+        self._held: str | None = None
+        """The executor whose liveness lock the listening session holds (see ``hold_executor``)."""
+        self._holding = asyncio.Event()
         self._closed = False
 
     # --- connections ---------------------------------------------------------
@@ -520,6 +523,28 @@ class PostgresStore:
         if self._pool is not None and self._listener is None:
             self._start_listener()
 
+    async def hold_executor(self, executor_id: str) -> None:
+        """Hold ``executor_id``'s liveness lock on the listening session (taken again after a
+        reconnect), so that other executors see at once when this process is gone."""
+        self._held = executor_id
+        if self._listener is None:
+            self._start_listener()
+        try:
+            await asyncio.wait_for(self._holding.wait(), self._timeout)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"{self.url}: could not hold the executor's liveness lock within {self._timeout}s"
+            ) from None
+
+    async def executor_gone(self, executor_id: str) -> bool:
+        async with self._conn("executor_gone") as conn:
+            cur = await conn.execute(Q["liveness_probe"], (executor_id,))
+            found = await cur.fetchone()
+            free = bool(found and found[0])
+            if free:
+                await conn.execute(Q["liveness_release"], (executor_id,))
+            return free
+
     def _start_listener(self) -> None:
         self._listener = asyncio.get_running_loop().create_task(self._listen(), name="perdure-listen")
 
@@ -536,6 +561,9 @@ class PostgresStore:
                     self._conninfo, autocommit=True, connect_timeout=max(1, int(self._timeout))
                 ) as conn:
                     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                    if self._held is not None:
+                        await conn.execute(Q["liveness_hold"], (self._held,))
+                        self._holding.set()
                     delay = 0.1
                     self._wake()  # what was notified while not listening
                     async for _ in conn.notifies():

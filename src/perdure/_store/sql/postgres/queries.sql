@@ -403,3 +403,15 @@ DELETE FROM actors WHERE id = %s AND active IS NULL;
 
 -- name: actor_delete_invocations
 DELETE FROM instances WHERE actor_id = %s;
+
+-- name: liveness_hold
+-- An executor's liveness lock, held by its listening session for as long as it runs: the
+-- server releases it when the session ends (the process died, or its connection did).
+SELECT pg_advisory_lock(hashtextextended('perdure-executor:' || %s, 0));
+
+-- name: liveness_probe
+-- Free if the executor's session is gone; taken (and given back at once) to find out.
+SELECT pg_try_advisory_lock(hashtextextended('perdure-executor:' || %s, 0));
+
+-- name: liveness_release
+SELECT pg_advisory_unlock(hashtextextended('perdure-executor:' || %s, 0));
