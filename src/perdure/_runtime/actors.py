@@ -23,7 +23,6 @@ from perdure._model.records import ActorRow
 class _Resident:
     obj: Any
     revision: int
-    state: bytes | None
     used_at: float
 
 
@@ -55,8 +54,8 @@ class ActorHost:
         found = self._resident.pop(actor_id, None)
         return found if found is not None and found.revision == revision else None
 
-    def keep(self, actor_id: str, obj: Any, revision: int, state: bytes | None, now: float) -> None:
-        self._resident[actor_id] = _Resident(obj, revision, state, now)
+    def keep(self, actor_id: str, obj: Any, revision: int, now: float) -> None:
+        self._resident[actor_id] = _Resident(obj, revision, now)
         while len(self._resident) > self.max_resident:
             self._resident.popitem(last=False)
             self.stats["actor_evictions"] += 1

@@ -757,11 +757,8 @@ class Activation:
                 crashpoints.hit("actor.after_state_commit")
             if session is not None and status is Status.COMPLETED and session.obj is not None:
                 # Committed: the object now equals the stored state; keep it for the next call.
-                saved = actor_state is not None
-                self.rt.actors.keep(
-                    session.actor_id, session.obj, session.revision + saved,
-                    actor_state if saved else session.state, self.rt.clock.now(),
-                )  # fmt: skip
+                revision = session.revision + (actor_state is not None)
+                self.rt.actors.keep(session.actor_id, session.obj, revision, self.rt.clock.now())
         return End(status.value) if ok else End.STALE
 
 
