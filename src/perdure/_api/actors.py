@@ -582,8 +582,8 @@ class ActorMethods:
         core: EngineCore = self  # type: ignore[assignment]
         row = await self._actor_row(actor_type, key)
         deleted = (await core._ready().submit((DeleteActor(row.id),)))[0]
-        if deleted is None:
-            raise NotFound(f"no actor {row.id!r}")
+        # None: gone by the time the commit ran (a retried commit whose first attempt deleted
+        # it, or another delete meanwhile): deleted either way.
         if deleted is False:
             raise InvalidState(f"actor {row.id!r} has calls in its inbox; delete it once they have ended")
 
