@@ -608,9 +608,8 @@ async def _repeated(core: EngineCore, iid: str, method: Definition, data: bytes,
             f"idempotency key {key!r} of actor {found.actor_id!r} was used for another call; "
             "use a new key for a new call"
         )
-    ex = core._executor
-    if ex is not None and found.owner == ex.id and found.status is Status.RUNNING:
-        ex.run(found)  # ours: created claimed by the first attempt, so nobody else will run it
+    if core._executor is not None:
+        core._executor.adopt(found)
 
 
 def _outcome(aid: str, method: Definition | None, final: InstanceRow) -> Any:

@@ -390,8 +390,8 @@ class Engine(ScheduleMethods, ActorMethods):
                 + (f"workflow {found.name!r}" if found.name != defn.name else "other arguments")
                 + "; use another id, or the same workflow and arguments to get the existing one"
             )
-        if ex is not None and found.owner == ex.id and found.status is Status.RUNNING:
-            ex.run(found)  # ours: a retried commit whose first attempt had landed
+        if ex is not None:
+            ex.adopt(found)
         return WorkflowHandle(self, wid)
 
     # --- reading and steering --------------------------------------------------

@@ -392,6 +392,12 @@ class Executor:
             log.warning("could not release %s: %s", row.id, exc)
         return End.DRAINED
 
+    def adopt(self, row: InstanceRow) -> None:
+        """Run ``row`` if this executor created it already claimed: a retried commit whose first
+        attempt landed finds it existing, and no other executor will ever claim it."""
+        if row.owner == self.id and row.status is Status.RUNNING:
+            self.run(row)
+
     def local(self, instance_id: str) -> Activation | None:
         """The activation of ``instance_id`` if this executor has it loaded."""
         return self.active.get(instance_id)
