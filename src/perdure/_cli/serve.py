@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import click
 
-DB_HELP = "database URL (sqlite:///path.db)"
+F = TypeVar("F", bound=Callable[..., Any])
+DB_HELP = "database URL (sqlite:///path.db or postgresql://user@host/db)"
 GRACE_HELP = "seconds running steps get to finish on SIGTERM/SIGINT; the rest is recovered later"
+
+
+def _app_and_db(fn: F) -> F:
+    """The options a server and a worker share: what to run, and on which database."""
+    fn = click.option(
+        "--db", default="sqlite:///perdure.db", show_default=True, envvar="PERDURE_DB", help=DB_HELP
+    )(fn)
+    return click.option(
+        "--app",
+        "app",
+        required=True,
+        metavar="MODULE",
+        help="module (or .py file) whose @perdure.workflow functions and @perdure.actor classes to run",
+    )(fn)
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:
@@ -22,14 +37,7 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
 
 
 @click.command()
-@click.option(
-    "--app",
-    "app",
-    required=True,
-    metavar="MODULE",
-    help="module (or .py file) whose @perdure.workflow functions to run",
-)
-@click.option("--db", default="sqlite:///perdure.db", show_default=True, envvar="PERDURE_DB", help=DB_HELP)
+@_app_and_db
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option(
     "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="port (0: any free one)"
@@ -49,14 +57,7 @@ def server(app: str, db: str, host: str, port: int, token: str | None, insecure:
 
 
 @click.command()
-@click.option(
-    "--app",
-    "app",
-    required=True,
-    metavar="MODULE",
-    help="module (or .py file) whose @perdure.workflow functions to run",
-)
-@click.option("--db", default="sqlite:///perdure.db", show_default=True, envvar="PERDURE_DB", help=DB_HELP)
+@_app_and_db
 @click.option("--grace", default=10.0, show_default=True, type=click.FloatRange(0), help=GRACE_HELP)
 def worker(app: str, db: str, grace: float) -> None:
     """Run an executor only (no HTTP): it picks up the work other processes start."""
