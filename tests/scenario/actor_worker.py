@@ -55,7 +55,7 @@ class PurchaseHistory:
 def between() -> None:
     if PAUSE is not None:
         PAUSE.touch()
-        time.sleep(120)  # killed here
+        time.sleep(120)  # blocks until the test, which waits for PAUSE, SIGKILLs this process
 
 
 @perdure.actor(registry=reg)
