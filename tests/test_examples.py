@@ -6,7 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(autouse=True)
+def own_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The examples keep their databases under the temporary directory: this test's own, so
+    that runs of other checkouts (or older perdures) at the same time do not share them."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
 
 
 def run(*args: str) -> str:
