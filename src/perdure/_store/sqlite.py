@@ -272,8 +272,10 @@ class SQLiteStore:
         self._reader_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._wlock = threading.Lock()
-        self._small_streak = 0
         """Held while the write connection is in a transaction (writer thread or inline)."""
+        self._small_streak = 0
+        self._waits_for_lock = True
+        """The write connection's busy_timeout: on (True) or zero (False), see ``_commit``."""
         self._closed = False
 
     # --- connections ---------------------------------------------------------
@@ -385,18 +387,17 @@ class SQLiteStore:
         conn = self._wconn
         if conn is None:
             raise StoreUnavailable(f"{self.url} is not open")
-        if wait:
+        if wait != self._waits_for_lock:
+            # Switched between the writer thread (waits for the database lock) and the
+            # loop's thread (never waits): only then, as a PRAGMA per commit costs.
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy * 1000) if wait else 0}")
+            self._waits_for_lock = wait
+        try:
             conn.execute("BEGIN IMMEDIATE")
-        else:
-            conn.execute("PRAGMA busy_timeout = 0")
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                if "locked" in str(exc) or "busy" in str(exc):
-                    return None
-                raise
-            finally:
-                conn.execute(f"PRAGMA busy_timeout = {int(self._busy * 1000)}")
+        except sqlite3.OperationalError as exc:
+            if not wait and ("locked" in str(exc) or "busy" in str(exc)):
+                return None
+            raise
         try:
             outcomes: list[Outcome] = []
             i = 0
