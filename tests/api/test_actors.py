@@ -232,6 +232,33 @@ async def test_an_idempotency_key_makes_a_repeated_call_run_once(db_url: str) ->
         assert (await e.actor_info(Counter, "idem")).invocations == 2
 
 
+async def test_a_call_result_that_no_longer_fits_the_return_annotation_says_so(db_url: str) -> None:
+    before, after = perdure.Registry(), perdure.Registry()
+
+    @perdure.actor(registry=before, name="Price")
+    class PriceThen:
+        def __init__(self, key: str) -> None:
+            self.key = key
+
+        def quote(self) -> str:
+            return "twelve"
+
+    @perdure.actor(registry=after, name="Price")
+    class PriceNow:
+        def __init__(self, key: str) -> None:
+            self.key = key
+
+        def quote(self) -> int:
+            return 12
+
+    async with perdure.Engine(db_url, registry=before) as e:
+        call = await e.enqueue(PriceThen, "p", "quote")
+        assert await e.invocation_result(call, timeout=10) == "twelve"
+    async with perdure.Engine(db_url, registry=after) as e:
+        with pytest.raises(perdure.InvalidState, match=r"call '.*' of actor 'Price/p' returned a value that"):
+            await e.invocation_result(call)
+
+
 async def test_an_enqueued_call_is_awaited_by_its_id_within_a_timeout(db_url: str) -> None:
     async with engine(db_url) as e:
         added = await e.enqueue(Counter, "q", "add", 4)

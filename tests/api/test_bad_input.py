@@ -296,6 +296,25 @@ async def test_resuming_an_ended_workflow_is_refused(db_url: str, registry: perd
             await engine.resume(handle.id)
 
 
+async def test_a_result_that_no_longer_fits_the_return_annotation_says_so(db_url: str) -> None:
+    before, after = perdure.Registry(), perdure.Registry()
+
+    @perdure.workflow(registry=before, name="quote")
+    async def quote_then() -> str:
+        return "twelve"
+
+    @perdure.workflow(registry=after, name="quote")
+    async def quote_now() -> int:
+        return 12
+
+    async with perdure.Engine(db_url, registry=before) as engine:
+        assert await (await engine.start(quote_then, id="q-1")).result(timeout=10) == "twelve"
+    async with perdure.Engine(db_url, registry=after) as engine:
+        with pytest.raises(perdure.InvalidState, match=r"workflow 'q-1' returned a value that does not fit"):
+            await engine.result("q-1")
+        assert (await engine.info("q-1")).status is perdure.Status.COMPLETED  # nothing changed
+
+
 @pytest.mark.parametrize("timeout", [-1, "soon", True])
 async def test_invalid_result_timeouts_are_refused(
     db_url: str, registry: perdure.Registry, timeout: object

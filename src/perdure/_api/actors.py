@@ -617,7 +617,7 @@ def _outcome(aid: str, method: Definition | None, final: InstanceRow) -> Any:
     still registered), or its error raised."""
     if final.status is Status.COMPLETED:
         ret = method.hints().get("return", Any) if method is not None else Any
-        return serializer.decode(final.output or serializer.encode(None), ret)
+        return serializer.decode_output(final.output, ret, f"call {final.id!r} of actor {aid!r}")
     if final.status is Status.CANCELLED:
         raise WorkflowCancelled(final.id)
     info = serializer.decode_error(final.error) if final.error else serializer.ErrorInfo("unknown", "")

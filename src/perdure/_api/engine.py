@@ -581,7 +581,7 @@ class Engine(ScheduleMethods, ActorMethods):
         if row.status is Status.COMPLETED:
             defn = self.registry.find(Kind.WORKFLOW, row.name)
             ret = defn.hints().get("return", Any) if defn else Any
-            return serializer.decode(row.output or serializer.encode(None), ret)
+            return serializer.decode_output(row.output, ret, f"workflow {workflow_id!r}")
         if row.status is Status.CANCELLED:
             raise WorkflowCancelled(workflow_id)
         info = serializer.decode_error(row.error) if row.error else serializer.ErrorInfo("unknown", "")

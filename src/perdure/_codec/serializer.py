@@ -15,6 +15,8 @@ from typing import Any
 
 import msgspec
 
+from perdure._model.errors import InvalidState
+
 JSON = b"J"
 _encoder = msgspec.json.Encoder(order="deterministic")
 PayloadDecoder = msgspec.json.Decoder[Any]
@@ -42,6 +44,19 @@ def decode(data: bytes, type: Any = Any) -> Any:  # noqa: A002 - mirrors msgspec
     if dec is None:
         dec = decoder(type)
     return dec.decode(data[1:])
+
+
+def decode_output(data: bytes | None, type: Any, what: str) -> Any:  # noqa: A002 - as decode
+    """What ``what`` returned (``data``, None if nothing), as the current code's return
+    annotation ``type`` says; a value that no longer fits it (the code changed since it
+    was recorded) is an ``InvalidState`` that says so, not a bare validation error."""
+    try:
+        return decode(data or encode(None), type)
+    except msgspec.ValidationError as exc:
+        raise InvalidState(
+            f"{what} returned a value that does not fit the return annotation of the current "
+            f"code ({exc}); was the annotation changed after it ended?"
+        ) from None
 
 
 def decoder(type: Any = Any) -> PayloadDecoder:  # noqa: A002 - mirrors msgspec's keyword
