@@ -33,7 +33,9 @@ class Tally:
         return self.calls
 
 
-TYPES = [perdure.actor(registry=registry)(type(f"Tally{n}", (Tally,), {})) for n in range(10)]
+TYPES: list[type[Tally]] = [
+    perdure.actor(registry=registry)(type(f"Tally{n}", (Tally,), {})) for n in range(10)
+]
 
 
 async def call_all(engine: perdure.Engine, keys: int) -> list[int]:

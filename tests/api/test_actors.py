@@ -124,6 +124,7 @@ async def shop(user: str, n: int) -> int:
 @perdure.workflow(registry=reg)
 def shop_sync(user: str) -> list[int]:
     counter = perdure.actor_ref(Counter, user)
+    # A def workflow gets the values themselves (typed so by the mypy plugin perdure.mypy).
     first = counter.add(5)
     second = counter.call(Counter.add, 6)
     squared = perdure.actor_ref(Calculator, "c").square(7)
@@ -378,11 +379,11 @@ async def test_bad_input_is_refused_with_a_clear_error(db_url: str) -> None:
     async with engine(db_url) as e:
         c = e.actor(Counter, "k")
         with pytest.raises(perdure.InvalidArgument, match="no public method 'nope'"):
-            await c.nope()
+            await c.nope()  # type: ignore[misc]  # the mypy plugin sees it too
         with pytest.raises(perdure.InvalidArgument, match="do not fit"):
-            await c.add("three")
+            await c.add("three")  # type: ignore[arg-type]
         with pytest.raises(perdure.InvalidArgument, match="wrong arguments"):
-            await c.add(1, 2)
+            await c.add(1, 2)  # type: ignore[call-arg]
         with pytest.raises(perdure.InvalidArgument, match="'/'"):
             e.actor(Counter, "a/b")
         with pytest.raises(perdure.RegistrationError):
@@ -471,7 +472,7 @@ def test_the_sync_engine_calls_actors(db_url: str) -> None:
         c = e.actor(Counter, "sync")
         assert c.add(2) == 2
         assert c.call(Counter.add_async, 3) == 5
-        assert c.add.enqueue(1).startswith("Counter/sync/")  # type: ignore[attr-defined]
+        assert c.add.enqueue(1).startswith("Counter/sync/")
         assert e.invoke(Counter, "sync", "add", 0, idempotency_key="r") >= 5
         assert e.actor_state(Counter, "sync")["value"] >= 5
         assert [x.key for x in e.list_actors().items] == ["sync"]

@@ -6,7 +6,6 @@ import asyncio
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
 
 import pytest
 
@@ -36,7 +35,7 @@ def test_a_def_workflow_runs_def_and_async_steps_from_sync_code(
     @perdure.workflow(registry=registry)
     def invoice(order: str) -> Invoice:
         # A def workflow gets each step's value itself.
-        return cast(Invoice, issue(cast(int, number(order))))
+        return issue(number(order))
 
     with perdure.Engine(db_url, registry=registry) as engine:
         assert isinstance(engine, perdure.SyncEngine)
@@ -77,7 +76,7 @@ def test_sync_start_is_idempotent_and_conflicts_on_other_arguments(
 
     @perdure.workflow(registry=registry)
     def checkout(amount: int) -> int:
-        return cast(int, charge(amount))
+        return charge(amount)
 
     with perdure.Engine(db_url, registry=registry) as engine:
         first = engine.start(checkout, 3, id="order-1")
@@ -177,7 +176,7 @@ def test_a_graceful_close_records_the_running_step_and_the_next_engine_goes_on(
 
     @perdure.workflow(registry=registry)
     def flow() -> list[str]:
-        return [cast(str, first()), cast(str, second())]
+        return [first(), second()]
 
     with perdure.Engine(db_url, registry=registry) as engine:
         engine.start(flow, id="flow-1")
@@ -216,11 +215,11 @@ def test_sync_resume_of_a_parked_workflow(db_url: str) -> None:
 
     @perdure.workflow(name="flow", registry=v1)
     def flow_v1() -> str:
-        return cast(str, a()) + cast(str, b()) + cast(str, c())
+        return a() + b() + c()
 
     @perdure.workflow(name="flow", registry=v2)
     def flow_v2() -> str:
-        return cast(str, b()) + cast(str, a()) + cast(str, c())
+        return b() + a() + c()
 
     with perdure.Engine(db_url, registry=v1) as engine:
         engine.start(flow_v1, id="flow-1")

@@ -711,7 +711,7 @@ async def test_a_parent_gets_the_results_of_its_children(
         def parent_def(ns: list[int]) -> list[Any]:
             children = [cast(perdure.ChildHandle[int], perdure.start_child(square, n)) for n in ns]
             named = cast(perdure.ChildHandle[int], perdure.start_child(square, 12, id="square-12"))
-            values = [cast(int, c.result()) for c in [*children, named]]
+            values = [c.result() for c in [*children, named]]
             return [[c.id for c in [*children, named]], values]
 
         parent = parent_def

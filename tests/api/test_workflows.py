@@ -7,7 +7,6 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 import perdure
 
@@ -59,7 +58,7 @@ async def test_a_def_workflow_runs_async_and_def_steps(db_url: str, registry: pe
 
     @perdure.workflow(registry=registry)
     def welcome(name: str) -> str:
-        return cast(str, shout(cast(str, greet(name)))) + "!"  # a def workflow gets values themselves
+        return shout(greet(name)) + "!"  # a def workflow gets values themselves
 
     async with perdure.Engine(db_url, registry=registry) as engine:
         handle = await engine.start(welcome, "ada")

@@ -33,7 +33,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import perdure
 from perdure._runtime.clock import SystemClock
@@ -127,7 +127,7 @@ def define_waits(registry: perdure.Registry, marks: Marks) -> None:
     @perdure.workflow(name="nap-def", registry=registry)
     def nap_def(instance: str, seconds: float) -> float:
         perdure.sleep(seconds)
-        return cast(float, woke(instance))
+        return woke(instance)
 
     @perdure.workflow(name="listen", registry=registry)
     async def listen(instance: str, seconds: float) -> float:
@@ -138,7 +138,7 @@ def define_waits(registry: perdure.Registry, marks: Marks) -> None:
     @perdure.workflow(name="listen-def", registry=registry)
     def listen_def(instance: str, seconds: float) -> float:
         assert perdure.recv("never", timeout=seconds) is None
-        return cast(float, woke(instance))
+        return woke(instance)
 
 
 def define_messages_and_children(registry: perdure.Registry, marks: Marks, *, hold_forever: bool) -> None:

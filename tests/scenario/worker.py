@@ -36,7 +36,6 @@ import time
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
 
 import perdure
 from perdure._runtime.clock import SystemClock
@@ -253,7 +252,7 @@ def define(opts: Options, ledger: LedgerWriter, attempted: threading.Semaphore) 
         def chain_sync(instance: str, steps: int) -> int:
             acc = 0
             for i in range(steps):
-                acc = cast(int, work(instance, i, acc))  # a def workflow gets the value itself
+                acc = work(instance, i, acc)  # a def workflow gets the value itself
             return acc
 
     else:

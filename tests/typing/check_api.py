@@ -5,6 +5,7 @@ Nothing here runs as a test; the file only has to type-check.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, assert_type
 
@@ -104,6 +105,14 @@ async def actors(engine: perdure.Engine, sync: perdure.SyncEngine) -> None:
     assert_type(await wallet.call(Wallet.statement, "2026-11"), list[str])
     assert_type(await wallet.enqueue(Wallet.deposit, 5), str)
     assert_type(sync.actor(Wallet, "w").call(Wallet.deposit, 5), int)
+    # With the plugin perdure.mypy, ref.method has the method's own types.
+    assert_type(await wallet.deposit(5), int)
+    assert_type(await wallet.deposit(cents=5), int)
+    assert_type(await wallet.statement("2026-11"), list[str])  # async def: what it returns
+    assert_type(await wallet.deposit.enqueue(5), str)
+    assert_type(sync.actor(Wallet, "w").deposit(5), int)
+    assert_type(sync.actor(Wallet, "w").statement.enqueue("2026-11"), str)
+    assert_type(wallet.key, str)  # the reference's own attributes keep theirs
     assert_type(await engine.invoke(Wallet, "w", "deposit", 5, idempotency_key="k"), Any)
     assert_type(await engine.list_actors(type=Wallet), perdure.ActorPage)
 
@@ -112,7 +121,35 @@ async def actor_in_workflow() -> int:
     return await perdure.actor_ref(Wallet, "w").call(Wallet.deposit, 1)
 
 
-async def actor_misuse(engine: perdure.Engine) -> None:
+@perdure.workflow
+def def_workflow(order_id: str) -> int:
+    # With the plugin, a def gets the values themselves, as it does at run time.
+    assert_type(charge(order_id, 5), Receipt)
+    assert_type(perdure.actor_ref(Wallet, "w").deposit(1), int)
+    assert_type(perdure.actor_ref(Wallet, "w").call(Wallet.statement, "2026-11"), list[str])
+    assert_type(perdure.actor_ref(Wallet, "w").deposit.enqueue(1), str)
+    assert_type(perdure.recv("approval", type=int), Any)
+    assert_type(perdure.sleep(5), None)
+    child = perdure.start_child(checkout_sync, "o-2")
+    assert_type(child, perdure.ChildHandle[int])
+    assert_type(child.result(), int)
+    assert_type(perdure.wait_for(lambda: tax(5), timeout=10), float)
+    return 1
+
+
+@perdure.workflow
+async def async_workflow_with_a_deadline() -> float:
+    # In async code (a lambda included) the same calls stay awaitables.
+    assert_type(tax(5), Awaitable[float])
+    return await perdure.wait_for(lambda: tax(5), timeout=10)
+
+
+async def actor_misuse(engine: perdure.Engine, sync: perdure.SyncEngine) -> None:
     # strict mypy reports unused ignores: each line below must be an error for this file to pass.
     await engine.actor(Wallet, "w").call(Wallet.deposit, "five")  # type: ignore[call-overload]
     await engine.actor(Wallet, "w").call(Ledger.add, "x")  # type: ignore[call-overload]
+    await engine.actor(Wallet, "w").deposit("five")  # type: ignore[arg-type]
+    await engine.actor(Wallet, "w").deposit(5, 6)  # type: ignore[call-arg]
+    await engine.actor(Wallet, "w").deposit.enqueue()  # type: ignore[call-arg]
+    await engine.actor(Wallet, "w").withdraw(5)  # type: ignore[misc]
+    sync.actor(Ledger, "l").add(1)  # type: ignore[arg-type]

@@ -230,10 +230,10 @@ class ActorRef(Generic[A]):
         """``type/key``: the actor's id."""
         return actor_id(self._spec, self.key)
 
-    def __getattr__(self, name: str) -> _BoundMethod:
+    def __getattr__(self, name: str) -> BoundMethod[..., Any]:
         if name.startswith("_"):
             raise AttributeError(name)
-        return _BoundMethod(self, _method(self._registry, self._spec, name))
+        return BoundMethod(self, _method(self._registry, self._spec, name))
 
     @overload
     def call(
@@ -282,8 +282,12 @@ class ActorRef(Generic[A]):
         return f"<ActorRef {self._spec.name}/{self.key}>"
 
 
-class _BoundMethod:
-    """``ref.method``: call it, or ``.enqueue(...)`` it."""
+class BoundMethod(Generic[P, R]):
+    """``ref.method``: call it, or ``.enqueue(...)`` it.
+
+    Typed as the actor's method (its parameters, its result awaitable) by the mypy
+    plugin ``perdure.mypy``; without it, ``BoundMethod[..., Any]``.
+    """
 
     __slots__ = ("_method", "_ref")
 
@@ -291,11 +295,13 @@ class _BoundMethod:
         self._ref = ref
         self._method = method
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._ref._invoke(self._method, args, kwargs, wait=True)
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
+        result: Awaitable[R] = self._ref._invoke(self._method, args, kwargs, wait=True)
+        return result
 
-    def enqueue(self, *args: Any, **kwargs: Any) -> Any:
-        return self._ref._invoke(self._method, args, kwargs, wait=False)
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[str]:
+        result: Awaitable[str] = self._ref._invoke(self._method, args, kwargs, wait=False)
+        return result
 
 
 def actor_ref(actor_type: type[A], key: str) -> ActorRef[A]:

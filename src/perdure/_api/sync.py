@@ -13,7 +13,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from perdure._api.actors import ActorInfo, ActorPage, ActorRef, ActorStatus, OplogPage
+from perdure._api.actors import ActorInfo, ActorPage, ActorRef, ActorStatus, BoundMethod, OplogPage
 from perdure._api.decorators import Workflow
 from perdure._api.handles import (
     HistoryEntry,
@@ -349,14 +349,8 @@ class SyncActorRef(Generic[A]):
     def type(self) -> str:
         return self._ref.type
 
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self._ref, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return self._portal.call(_awaited, method(*args, **kwargs))
-
-        call.enqueue = lambda *a, **k: self._portal.call(_awaited, method.enqueue(*a, **k))  # type: ignore[attr-defined]
-        return call
+    def __getattr__(self, name: str) -> SyncBoundMethod[..., Any]:
+        return SyncBoundMethod(getattr(self._ref, name), self._portal)
 
     @overload
     def call(
@@ -378,6 +372,25 @@ class SyncActorRef(Generic[A]):
 
     def __repr__(self) -> str:
         return f"<SyncActorRef {self._ref.type}/{self._ref.key}>"
+
+
+class SyncBoundMethod(Generic[P, R]):
+    """``ref.method`` of a ``SyncActorRef``: blocks for the result, or ``.enqueue(...)``s.
+    Typed as the actor's method by the mypy plugin ``perdure.mypy``."""
+
+    __slots__ = ("_method", "_portal")
+
+    def __init__(self, method: BoundMethod[P, R], portal: Portal) -> None:
+        self._method = method
+        self._portal = portal
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        result: R = self._portal.call(_awaited, self._method(*args, **kwargs))
+        return result
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        result: str = self._portal.call(_awaited, self._method.enqueue(*args, **kwargs))
+        return result
 
 
 async def _awaited(awaitable: Awaitable[T]) -> T:
