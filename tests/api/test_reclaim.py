@@ -72,9 +72,10 @@ async def test_a_claim_that_arrives_while_the_instance_is_still_active_runs_afte
         row = await engine._store.get_instance("held")
         assert row is not None
         activations = executor.stats["activations"]
-        executor.run(row)  # the same claim again: it is being driven, nothing more happens
+        epoch = executor.lease_epoch()
+        executor.run(row, epoch=epoch)  # the same claim again: it is being driven, nothing more happens
         # A newer claim (as if the instance unloaded and was claimed again at once):
-        executor.run(msgspec.structs.replace(row, token=row.token + 1))
+        executor.run(msgspec.structs.replace(row, token=row.token + 1), epoch=epoch)
         gate.set()
         assert await handle.result(timeout=10) == 1
 

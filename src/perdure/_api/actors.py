@@ -494,6 +494,7 @@ class ActorMethods:
         row = InstanceRow(id=iid, name=method.name, status=Status.RUNNING if ours else Status.PENDING,
                           input=data, created_at=now, updated_at=now, wake_at=now,
                           owner=ex.id if ex and ours else None, token=1 if ours else 0, actor_id=aid)  # fmt: skip
+        epoch = ex.lease_epoch() if ex is not None else 0  # before the commit: see Executor.run
         try:
             outcome = (await writer.submit((Enqueue(row),)))[0]
         finally:
@@ -504,9 +505,9 @@ class ActorMethods:
         if stored is Status.RUNNING and ex is not None:
             if outcome.actor is not None:
                 ex.rt.actors.note(outcome.actor)
-            ex.run(row, fresh=True)
+            ex.run(row, epoch=epoch, fresh=True)
         elif stored is None:  # the key was used before: the same call, or a conflict
-            await _repeated(core, iid, method, data, idempotency_key)
+            await _repeated(core, iid, method, data, idempotency_key, epoch)
         elif ex is not None:
             ex.nudge()
         if not wait:
@@ -603,9 +604,12 @@ class ActorMethods:
         return row
 
 
-async def _repeated(core: EngineCore, iid: str, method: Definition, data: bytes, key: str | None) -> None:
+async def _repeated(
+    core: EngineCore, iid: str, method: Definition, data: bytes, key: str | None, epoch: int
+) -> None:
     """The invocation ``iid`` existed: the same call (a repeated key, or a retried commit
-    whose first attempt landed), or another call under a reused key."""
+    whose first attempt landed), or another call under a reused key. ``epoch``: the
+    executor's lease epoch before the enqueue commit (see ``Executor.run``)."""
     found = await core._store.get_instance(iid)
     if found is None:  # pragma: no cover - invocations are deleted only with an idle actor
         raise NotFound(f"actor call {iid!r} vanished while being made; make it again")
@@ -615,7 +619,7 @@ async def _repeated(core: EngineCore, iid: str, method: Definition, data: bytes,
             "use a new key for a new call"
         )
     if core._executor is not None:
-        core._executor.adopt(found)
+        core._executor.adopt(found, epoch)
 
 
 def _outcome(aid: str, method: Definition | None, final: InstanceRow) -> Any:

@@ -372,6 +372,7 @@ class Engine(ScheduleMethods, ActorMethods):
             token=1 if ours else 0,
             deadline=None if execution_timeout is None else now + execution_timeout,
         )
+        epoch = ex.lease_epoch() if ex is not None else 0  # before the commit: see Executor.run
         try:
             inserted = (await writer.submit((CreateInstance(row),)))[0]
         finally:
@@ -379,7 +380,7 @@ class Engine(ScheduleMethods, ActorMethods):
                 ex.unreserve(wid)  # run() below takes the slot for real
         if inserted:
             if ex is not None and ours:
-                ex.run(row, fresh=True)
+                ex.run(row, epoch=epoch, fresh=True)
             return WorkflowHandle(self, wid)
         found = await self._store.get_instance(wid)
         if found is None:  # pragma: no cover - rows are never deleted yet
@@ -391,7 +392,7 @@ class Engine(ScheduleMethods, ActorMethods):
                 + "; use another id, or the same workflow and arguments to get the existing one"
             )
         if ex is not None:
-            ex.adopt(found)
+            ex.adopt(found, epoch)
         return WorkflowHandle(self, wid)
 
     # --- reading and steering --------------------------------------------------

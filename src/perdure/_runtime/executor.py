@@ -10,6 +10,7 @@ so they start without a claim round trip.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import uuid
@@ -77,7 +78,7 @@ class Executor:
         self._reserved: set[str] = set()
         self._tokens: dict[str, int] = {}
         """The claim token each active instance is driven under."""
-        self._after_active: dict[str, tuple[InstanceRow, bool]] = {}
+        self._after_active: dict[str, tuple[InstanceRow, bool, int]] = {}
         """Claims of instances whose previous activation had not finished yet."""
         self._next_wake: float | None = None
         """The earliest durable wake-up the store knows of (a sleeper, a backoff, a tick)."""
@@ -253,6 +254,7 @@ class Executor:
             lease_now=self.real.now(),
             limit=min(room, CLAIM_BATCH),
         )
+        epoch = self.lease_epoch()  # before the claim: a lapse while it commits counts against it
         rows = (await self.rt.writer.submit((claim,)))[0]
         assert isinstance(rows, list)
         if not rows:
@@ -270,7 +272,7 @@ class Executor:
                 continue
             # Token 1: its first claim ever. Every write is fenced by a claim, so it has
             # no journal yet and needs no reads (pending starts, children, ticks).
-            self.run(row, fresh=row.token == 1)
+            self.run(row, epoch=epoch, fresh=row.token == 1)
         if len(rows) == claim.limit:
             self._nudge.set()  # more may be ready
 
@@ -296,9 +298,13 @@ class Executor:
     def unreserve(self, instance_id: str) -> None:
         self._reserved.discard(instance_id)
 
-    def run(self, row: InstanceRow, *, fresh: bool = False) -> None:
+    def run(self, row: InstanceRow, *, epoch: int, fresh: bool = False) -> None:
         """Drive ``row`` (claimed by this executor under ``row.token``).
 
+        ``epoch``: ``lease_epoch()`` read before the commit that claimed or created it. If the
+        lease lapsed since, another executor may have taken it over: the activation proves
+        its claim before running a step (a pause between that commit and the activation
+        would otherwise let this zombie run a step another executor recorded meanwhile).
         ``fresh``: created by this process a moment ago, so there is no journal to read.
         """
         self._reserved.discard(row.id)
@@ -312,15 +318,17 @@ class Executor:
             queued = self._after_active.get(row.id)
             newest = queued[0].token if queued is not None else self._tokens[row.id]
             if row.token > newest:
-                self._after_active[row.id] = (row, fresh)
+                self._after_active[row.id] = (row, fresh, epoch)
             return
         self.active[row.id] = None
         self._tokens[row.id] = row.token
-        task = asyncio.get_running_loop().create_task(self._drive(row, fresh), name=f"perdure:{row.id}")
+        task = asyncio.get_running_loop().create_task(
+            self._drive(row, fresh, epoch), name=f"perdure:{row.id}"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _drive(self, row: InstanceRow, fresh: bool) -> None:
+    async def _drive(self, row: InstanceRow, fresh: bool, epoch: int) -> None:
         self.stats["activations"] += 1
         end: End = End.ABORTED
         wake_at: float | None = None
@@ -331,6 +339,7 @@ class Executor:
                 end = await self._park(row, loaded)
                 return
             act, args, kwargs = loaded
+            act.lease_epoch = epoch
             self.active[row.id] = act
             act.draining = self._stopping
             end, wake_at = await act.drive(args, kwargs)
@@ -347,13 +356,13 @@ class Executor:
         finally:
             self.active.pop(row.id, None)
             self._tokens.pop(row.id, None)
-            self._after(row, end, wake_at, final)
+            self._after(row, epoch, end, wake_at, final)
             queued = self._after_active.pop(row.id, None)
             if queued is not None:
-                self.run(queued[0], fresh=queued[1])
+                self.run(queued[0], fresh=queued[1], epoch=queued[2])
 
     def _after(
-        self, row: InstanceRow, end: End, wake_at: float | None, final: InstanceRow | None = None
+        self, row: InstanceRow, epoch: int, end: End, wake_at: float | None, final: InstanceRow | None = None
     ) -> None:
         if end is End.STALE or (end is End.WAITING and wake_at is not None) or row.actor_id is not None:
             # Read the earliest wake-up again; and a stale end may be this executor's own
@@ -363,7 +372,7 @@ class Executor:
             self._nudge.set()
         elif end is End.ABORTED and not self._stopping:
             loop = asyncio.get_running_loop()
-            loop.call_later(1.0, self.run, row)
+            loop.call_later(1.0, functools.partial(self.run, row, epoch=epoch))
         if end is not End.ABORTED:
             self.on_end(row.id, final)
         if self._starved:
@@ -392,11 +401,12 @@ class Executor:
             log.warning("could not release %s: %s", row.id, exc)
         return End.DRAINED
 
-    def adopt(self, row: InstanceRow) -> None:
+    def adopt(self, row: InstanceRow, epoch: int) -> None:
         """Run ``row`` if this executor created it already claimed: a retried commit whose first
-        attempt landed finds it existing, and no other executor will ever claim it."""
+        attempt landed finds it existing, and no other executor will ever claim it. ``epoch``:
+        as for ``run``, read before that commit."""
         if row.owner == self.id and row.status is Status.RUNNING:
-            self.run(row)
+            self.run(row, epoch=epoch)
 
     def local(self, instance_id: str) -> Activation | None:
         """The activation of ``instance_id`` if this executor has it loaded."""
