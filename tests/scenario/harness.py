@@ -16,6 +16,7 @@ violations (empty: the promise held) and ``Checker.summary`` says what was seen.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -29,6 +30,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+
+import psycopg
 
 import perdure
 from perdure._runtime.clock import SystemClock
@@ -301,6 +305,22 @@ class Snapshot:
 
     state: DbState
     pids: frozenset[int]
+
+
+REPLAY_FROM_THE_TOP = (
+    "UPDATE instances SET status = 'pending', output = NULL, owner = NULL, wake_at = 0,"
+    " recoveries = 0 WHERE status = 'completed'"
+)
+"""Completed instances made pending again, as if never run: a fresh run, not a recovery."""
+
+
+def postgres_schema(url: str) -> tuple[str, str]:
+    """The server URL and the schema of ``url``: the one its search_path option names (see
+    ``in_schema`` in tests/conftest.py), else ``public``."""
+    parts = urlsplit(url)
+    options = dict(parse_qsl(parts.query)).get("options", "")
+    schema = options.removeprefix("-csearch_path=") if options.startswith("-csearch_path=") else "public"
+    return urlunsplit(parts._replace(query="")), schema
 
 
 @dataclass
@@ -651,30 +671,19 @@ class Checker:
         journal (no ledger attempt), the journal must not change, and the outputs
         must come out the same.
         """
-        replay = Scenario(self.sc.dir / "replay", self.sc.workflows, self.sc.steps, self.sc.sync_workflow)
-        src, dst = sqlite3.connect(self.sc.db), sqlite3.connect(replay.db)
-        try:
-            src.backup(dst)
-            with dst:
-                dst.execute(
-                    "UPDATE instances SET status = 'pending', output = NULL, owner = NULL, wake_at = 0,"
-                    " recoveries = 0 WHERE status = 'completed'"
-                )
-        finally:
-            src.close()
-            dst.close()
-        worker = replay.spawn()
-        try:
-            code = worker.wait(60)
-        finally:
-            replay.stop()
+        with self._replay_copy() as replay:
+            worker = replay.spawn()
+            try:
+                code = worker.wait(60)
+            finally:
+                replay.stop()
+            replayed = read_state(replay.url)
         if code != 0:
             return [f"C6: replay worker exited with {code}:\n{worker.output()}"]
         out = [
             f"C6: replay ran step {a.instance}@{a.step} (attempt {a.attempt})"
             for a in replay.ledger.attempts()
         ]
-        replayed = read_state(replay.url)
         out.extend(
             f"C6: replay changed the journal of {wid}"
             for wid, history in self.state.histories.items()
@@ -687,6 +696,53 @@ class Checker:
             if wid in original and original[wid] != value
         )
         return out
+
+    @contextmanager
+    def _replay_copy(self) -> Iterator[Scenario]:
+        """A scenario on a copy of this one's database, completed instances made pending:
+        a SQLite file next to it, or a new PostgreSQL schema (dropped after)."""
+        sc = self.sc
+        if sc.on_sqlite:
+            replay = Scenario(sc.dir / "replay", sc.workflows, sc.steps, sc.sync_workflow)
+            src, dst = sqlite3.connect(sc.db), sqlite3.connect(replay.db)
+            try:
+                src.backup(dst)
+                with dst:
+                    dst.execute(REPLAY_FROM_THE_TOP)
+            finally:
+                src.close()
+                dst.close()
+            yield replay
+            return
+        assert sc.engine_url is not None
+        server, schema = postgres_schema(sc.engine_url)
+        copy = f"{schema}_replay"
+        url = f"{server}?options={quote(f'-csearch_path={copy}')}"
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{copy}"')
+        try:
+            asyncio.run(perdure.migrate(url))
+            with psycopg.connect(server) as conn:
+                # Replica mode: rows go in table by table, foreign keys unchecked meanwhile.
+                conn.execute("SET LOCAL session_replication_role = replica")
+                tables = conn.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
+                    " AND table_type = 'BASE TABLE' AND table_name <> 'perdure_meta'",
+                    (schema,),
+                ).fetchall()
+                for (table,) in tables:
+                    conn.execute(
+                        f'INSERT INTO "{copy}"."{table}" OVERRIDING SYSTEM VALUE SELECT * FROM "{schema}"."{table}"'
+                    )
+                conn.execute(f'SET LOCAL search_path = "{copy}"')
+                conn.execute(
+                    "SELECT setval(pg_get_serial_sequence('instances', 'seq'), max(seq)) FROM instances"
+                )
+                conn.execute(REPLAY_FROM_THE_TOP)
+            yield Scenario(sc.dir / "replay", sc.workflows, sc.steps, sc.sync_workflow, engine_url=url)
+        finally:
+            with psycopg.connect(server, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{copy}" CASCADE')
 
     # C7 ---------------------------------------------------------------------
 
@@ -717,7 +773,7 @@ class Checker:
         }
         if model:
             checks["C5"] = self.c5_outputs_match_model
-        if replay and self.sc.on_sqlite:  # the replay runs on a copy of the SQLite file
+        if replay:  # on a copy of the database
             checks["C6"] = self.c6_replay_runs_no_step
         return {name: check() for name, check in checks.items()}
 
