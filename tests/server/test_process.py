@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -123,6 +124,59 @@ def test_a_worker_runs_what_a_server_started(start_server: Callable[..., Server]
         assert worker.wait(30) == 0
         assert "stopped" in worker.stderr.read()
         worker.stderr.close()
+
+
+def test_a_server_a_worker_and_many_writers_share_one_sqlite_file(
+    start_server: Callable[..., Server], db: str
+) -> None:
+    """R13 in small: a server, a worker and concurrent writers (HTTP clients, CLI calls and a
+    client engine of this process) on one SQLite file: no 'database is locked' surfaces
+    anywhere, every start is answered and every workflow finishes."""
+    server = start_server()
+    worker = subprocess.Popen(perdure_cmd("worker", "--app", "served_app", "--db", db), env=env(), cwd=HERE,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert worker.stderr is not None
+    try:
+        assert "worker running" in worker.stderr.readline()
+
+        def http_writer(n: int) -> list[int]:
+            with server.client() as api:
+                return [
+                    api.post(
+                        "/v1/workflows", json={"workflow": "twice", "args": [i], "id": f"h{n}-{i}"}
+                    ).status_code
+                    for i in range(15)
+                ]
+
+        def cli_writer(n: int) -> list[int]:
+            return [
+                run_cli(
+                    "workflow", "start", "twice", str(i), "--id", f"c{n}-{i}", PERDURE_SERVER=server.url
+                ).returncode
+                for i in range(3)
+            ]
+
+        with ThreadPoolExecutor(12) as pool, perdure.Engine(db, executor=False) as client:
+            http = [pool.submit(http_writer, n) for n in range(8)]
+            cli = [pool.submit(cli_writer, n) for n in range(3)]
+            for i in range(30):
+                client.start(twice, i, id=f"e-{i}")
+            assert [code for f in http for code in f.result()] == [201] * 8 * 15
+            assert [code for f in cli for code in f.result()] == [0] * 3 * 3
+            ids = [f"h{n}-{i}" for n in range(8) for i in range(15)]
+            ids += [f"c{n}-{i}" for n in range(3) for i in range(3)] + [f"e-{i}" for i in range(30)]
+            for wid in ids:
+                value = int(wid.rsplit("-", 1)[1])
+                assert client.get(wid).result(timeout=60) == 2 * value, wid
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+        worker_log = worker.stderr.read()
+        worker.stderr.close()
+    assert server.stop() == 0
+    for log in (worker_log, "".join(server.log)):
+        assert "locked" not in log, log
+        assert "Traceback" not in log, log
 
 
 def test_the_examples_app_serves_the_examples(db: str) -> None:
