@@ -55,6 +55,10 @@ class Inbox:
         when: datetime = await perdure.recv("when", type=datetime)
         return when
 
+    async def take_then_fail(self, topic: str) -> None:
+        self.got.append(await perdure.recv(topic))
+        raise ValueError("refused")
+
     def note(self, text: str) -> list[Any]:
         self.got.append(text)
         return list(self.got)
@@ -273,3 +277,21 @@ def test_the_sync_engine_sends_to_a_mailbox(db_url: str) -> None:
         e.send_actor(Inbox, "s", "t", "sync", idempotency_key="once")
         assert e.actor_info(Inbox, "s").messages == 1
         assert e.actor(Inbox, "s").take("t", 1) == ["sync"]
+
+
+async def test_a_message_from_another_engine_wakes_the_waiting_call(db_url: str) -> None:
+    async with engine(db_url) as e, engine(db_url, executor=False) as client:
+        call = await e.enqueue(Inbox, "x", "take", "t", 1)
+        await waiting(e, "x", call)
+        await client.send_actor(Inbox, "x", "t", "across")
+        assert await e.invocation_result(call, timeout=30) == ["across"]
+
+
+async def test_a_failed_call_keeps_no_state_but_its_message_stays_consumed(db_url: str) -> None:
+    async with engine(db_url) as e:
+        await e.send_actor(Inbox, "f", "t", "first")
+        await e.send_actor(Inbox, "f", "t", "second")
+        with pytest.raises(perdure.ActorCallFailed, match="refused"):
+            await e.actor(Inbox, "f").take_then_fail("t")
+        assert (await e.actor_info(Inbox, "f")).messages == 1
+        assert await e.actor(Inbox, "f").take("t", 1) == ["second"]  # not ["first", "second"]

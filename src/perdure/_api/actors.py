@@ -457,7 +457,7 @@ class ActorMethods:
     """Actors: ``Engine`` inherits these."""
 
     def actor(self: ActorMethods, actor_type: type[A], key: str) -> ActorRef[A]:
-        """A reference to the actor ``actor_type`` under ``key`` (it exists once called)."""
+        """A reference to the actor ``actor_type`` under ``key`` (it exists once called or sent a message)."""
         core: EngineCore = self  # type: ignore[assignment]
         spec = _spec(core.registry, actor_type)
         actor_id(spec, key)
