@@ -4,8 +4,9 @@
 
 The cart's items are plain attributes, saved after every call. ``checkout``
 records the order in the user's purchase history exactly once (the call is
-journaled in the checkout), then empties the cart. Run it twice: the second run
-finds both actors where the first left them.
+journaled in the checkout), then empties the cart. ``redeem_coupon`` waits for a
+message in the cart's mailbox. Run it twice: the second run finds both actors
+where the first left them.
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ class ShoppingCart:
         self.items.clear()
         return order
 
+    async def redeem_coupon(self, seconds: float) -> str | None:
+        """A coupon code from the cart's mailbox, sent with ``send_actor`` before or while this
+        waits (up to ``seconds``); other calls of this cart queue behind it meanwhile."""
+        code: str | None = await perdure.recv("coupon", timeout=seconds)
+        return code
+
 
 async def main() -> None:
     async with perdure.Engine(f"sqlite:///{STATE / 'cart.db'}") as engine:
@@ -90,6 +97,9 @@ async def main() -> None:
             await cart.call(ShoppingCart.checkout)
         except perdure.ActorCallFailed as exc:
             print(f"checking out an empty cart: {exc.error_type}: {exc.message}")
+        waiting = await cart.enqueue(ShoppingCart.redeem_coupon, 60)  # waits in the cart's mailbox
+        await engine.send_actor(ShoppingCart, "user-42", "coupon", "SPRING10")
+        print(f"coupon redeemed: {await engine.invocation_result(waiting, timeout=60)}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ def test_shopping_cart_checks_out_once_and_refuses_an_empty_cart() -> None:
     assert "2 items, 21.00 total" in out
     assert "checkout({}) -> completed" in out
     assert "checking out an empty cart: ValueError: the cart is empty" in out
+    assert "coupon redeemed: SPRING10" in out
 
 
 def test_many_actors_keep_their_state_through_eviction_and_restart() -> None:

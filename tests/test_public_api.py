@@ -68,6 +68,7 @@ EXPORTED = [
     "random",
     "recv",
     "send",
+    "send_actor",
     "set_event",
     "sleep",
     "sleep_until",

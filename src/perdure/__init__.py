@@ -24,7 +24,16 @@ Users import ``perdure`` only; everything under ``_`` may move.
 import dataclasses as _dataclasses
 import typing as _typing
 
-from perdure._api.actors import ActorInfo, ActorPage, ActorRef, OplogEntry, OplogPage, actor, actor_ref
+from perdure._api.actors import (
+    ActorInfo,
+    ActorPage,
+    ActorRef,
+    OplogEntry,
+    OplogPage,
+    actor,
+    actor_ref,
+    send_actor,
+)
 from perdure._api.decorators import Step, Workflow, step, workflow
 from perdure._api.engine import Engine, migrate
 from perdure._api.handles import (
@@ -137,6 +146,7 @@ __all__ = [
     "random",
     "recv",
     "send",
+    "send_actor",
     "set_event",
     "sleep",
     "sleep_until",

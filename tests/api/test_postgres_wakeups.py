@@ -51,3 +51,29 @@ async def test_a_message_sent_by_a_client_wakes_a_waiting_workflow_at_once(
         )
         await client.send("w", "go", "now")
         assert await handle.result(timeout=10) == "now"
+
+
+async def test_a_message_sent_to_an_actor_by_a_client_wakes_its_waiting_call_at_once(
+    pg: str, registry: perdure.Registry
+) -> None:
+    @perdure.actor(registry=registry)
+    class Door:
+        def __init__(self, key: str) -> None:
+            self.opened_by = ""
+
+        async def wait_open(self) -> str:
+            self.opened_by = await perdure.recv("open", type=str)
+            return self.opened_by
+
+    async with (
+        perdure.Engine(pg, registry=registry, poll_interval=3600, unload_after=0.01) as worker,
+        perdure.Engine(pg, registry=registry, executor=False) as client,
+    ):
+        call = await worker.enqueue(Door, "d", "wait_open")
+        await eventually(
+            lambda: client.actor_oplog(Door, "d"),
+            lambda page: [e.status for e in page.items] == [perdure.Status.WAITING],
+            what="the call unloaded, waiting in the actor's mailbox",
+        )
+        await client.send_actor(Door, "d", "open", "the client")
+        assert await worker.invocation_result(call, timeout=10) == "the client"

@@ -105,3 +105,12 @@ async def store(backend: Backend) -> AsyncIterator[Store]:
     await s.open()
     yield s
     await s.close()
+
+
+@pytest.fixture
+async def other(backend: Backend, store: Store) -> AsyncIterator[Store]:
+    """A second store on ``store``'s database: another writer at the same time."""
+    s = backend.make_store()
+    await s.open()
+    yield s
+    await s.close()

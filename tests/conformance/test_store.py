@@ -26,6 +26,7 @@ from perdure._model.records import (
     Message,
     Op,
     Outcome,
+    Post,
     RequestCancel,
     Resume,
     RetryState,
@@ -107,7 +108,13 @@ async def state(store: Store, ids: Sequence[str]) -> dict[str, Any]:
             await store.get_event(iid, "key"),
         )
         for iid in ids
-    } | {"executors": await store.list_executors()}
+    } | {
+        "executors": await store.list_executors(),
+        "mailbox": (
+            await store.get_actor("Counter/k"),
+            await store.next_message("Counter/k", "topic", mailbox=True),
+        ),
+    }
 
 
 # --- create -----------------------------------------------------------------
@@ -205,56 +212,46 @@ async def test_clear_retries_drops_retry_state_when_the_instance_ends(store: Sto
 
 
 async def test_a_message_sent_while_its_target_starts_waiting_always_wakes_it(
-    store: Store, backend: Backend
+    store: Store, other: Store
 ) -> None:
     """Two writers at once (another store on the same database): an instance unloading to
     wait on a topic, and a client sending on it. Whichever commits first, the instance ends
     up waiting *and due*; a wake-up lost between them would leave it waiting forever."""
-    other = backend.make_store()
-    await other.open()
-    try:
-        for n in range(60):
-            iid = f"w{n}"
-            await running(store, iid)
-            wait = InstanceUpdate(status=Status.WAITING, updated_at=NOW, waiting_topic="t")
-            await asyncio.gather(
-                store.commit([Append(instance_id=iid, token=1, update=wait)]),
-                other.commit([Send(message=Message(target=iid, topic="t", payload=b"J1", at=NOW + 1))]),
-            )
-            found = await store.get_instance(iid)
-            assert found is not None
-            assert found.status is Status.WAITING
-            assert found.wake_at is not None, f"{iid}: the message came, the wake-up was lost"
-            assert await store.next_message(iid, "t") == (1, b"J1")
-    finally:
-        await other.close()
+    for n in range(60):
+        iid = f"w{n}"
+        await running(store, iid)
+        wait = InstanceUpdate(status=Status.WAITING, updated_at=NOW, waiting_topic="t")
+        await asyncio.gather(
+            store.commit([Append(instance_id=iid, token=1, update=wait)]),
+            other.commit([Send(message=Message(target=iid, topic="t", payload=b"J1", at=NOW + 1))]),
+        )
+        found = await store.get_instance(iid)
+        assert found is not None
+        assert found.status is Status.WAITING
+        assert found.wake_at is not None, f"{iid}: the message came, the wake-up was lost"
+        assert await store.next_message(iid, "t") == (1, b"J1")
 
 
 async def test_a_child_ending_while_its_parent_starts_waiting_for_it_always_wakes_it(
-    store: Store, backend: Backend
+    store: Store, other: Store
 ) -> None:
-    other = backend.make_store()
-    await other.open()
-    try:
-        for n in range(60):
-            parent, child = f"p{n}", f"c{n}"
-            await running(store, parent)
-            kid = InstanceRow(
-                id=child, name="wf", status=Status.RUNNING, input=b"J[]", created_at=NOW, updated_at=NOW,
-                owner="ex-2", token=1, parent_id=parent, parent_close="terminate",
-            )  # fmt: skip
-            await create(store, kid)
-            wait = InstanceUpdate(status=Status.WAITING, updated_at=NOW, waiting_topic=f"__child__:{child}")
-            end = InstanceUpdate(status=Status.COMPLETED, updated_at=NOW + 1, output=b"J1")
-            await asyncio.gather(
-                store.commit([Append(instance_id=parent, token=1, update=wait)]),
-                other.commit([Append(instance_id=child, token=1, update=end)]),
-            )
-            found = await store.get_instance(parent)
-            assert found is not None
-            assert found.wake_at is not None, f"{parent}: its child ended, the wake-up was lost"
-    finally:
-        await other.close()
+    for n in range(60):
+        parent, child = f"p{n}", f"c{n}"
+        await running(store, parent)
+        kid = InstanceRow(
+            id=child, name="wf", status=Status.RUNNING, input=b"J[]", created_at=NOW, updated_at=NOW,
+            owner="ex-2", token=1, parent_id=parent, parent_close="terminate",
+        )  # fmt: skip
+        await create(store, kid)
+        wait = InstanceUpdate(status=Status.WAITING, updated_at=NOW, waiting_topic=f"__child__:{child}")
+        end = InstanceUpdate(status=Status.COMPLETED, updated_at=NOW + 1, output=b"J1")
+        await asyncio.gather(
+            store.commit([Append(instance_id=parent, token=1, update=wait)]),
+            other.commit([Append(instance_id=child, token=1, update=end)]),
+        )
+        found = await store.get_instance(parent)
+        assert found is not None
+        assert found.wake_at is not None, f"{parent}: its child ended, the wake-up was lost"
 
 
 async def test_a_message_sent_with_its_journal_entry_is_delivered_once_per_sender(store: Store) -> None:
@@ -294,6 +291,7 @@ TWICE: dict[str, list[Op]] = {
             update=InstanceUpdate(status=Status.WAITING, updated_at=NOW + 1, wake_at=NOW + 1),
             sends=(Message(target="later", topic="topic", payload=b"J1", at=NOW, sender_key="run:1"),),
             events=(("key", b'J"v"', NOW),),
+            mail=(Message(target="Counter/k", topic="topic", payload=b"J3", at=NOW, sender_key="run:1"),),
         )
     ],
     "claim": [Claim(executor="ex-2", claim_id="c-9", now=NOW, lease_now=NOW, limit=10)],
@@ -306,6 +304,9 @@ TWICE: dict[str, list[Op]] = {
         Send(message=Message(target="later", topic="topic", payload=b"J2", at=NOW, sender_key="client:k"))
     ],
 }
+TWICE["post"] = [
+    Post(Message(target="Counter/k", topic="topic", payload=b"J4", at=NOW, sender_key="client:k"))
+]
 TWICE["all-in-one-batch"] = [op for ops in TWICE.values() for op in ops]
 
 
@@ -789,3 +790,95 @@ async def test_an_actor_is_deleted_with_its_invocations_only_when_idle(store: St
     assert await store.get_actor("Counter/k") is None
     assert await store.get_instance("Counter/k/1") is None
     assert await store.load_journal("Counter/k/1") == []
+
+
+# --- an actor's mailbox ------------------------------------------------------------
+
+
+def mail(topic: str, payload: bytes, sender: str, actor: str = "Counter/k") -> Message:
+    return Message(target=actor, topic=topic, payload=payload, at=NOW, sender_key=sender)
+
+
+async def test_a_message_to_an_actor_waits_in_its_mailbox_and_is_taken_once(store: Store) -> None:
+    assert await commit1(store, Post(mail("t", b"J1", "client:a"))) is True
+    assert await commit1(store, Post(mail("t", b"J1", "client:a"))) is False  # the same sender
+    actor = await store.get_actor("Counter/k")  # made by its first message: idle, no state
+    assert actor is not None
+    assert (actor.type, actor.key, actor.active, actor.state, actor.pending) == (
+        "Counter",
+        "k",
+        None,
+        None,
+        1,
+    )
+    await running(store, "sender")
+    send = Append(instance_id="sender", token=1, entries=(entry(0),), mail=(mail("t", b"J2", "wf:sender:0"),))
+    await commit1(store, send)
+    await commit1(store, send)
+    assert await store.next_message("Counter/k", "t", mailbox=True) == (1, b"J1")
+    assert await store.next_message("Counter/k", "t") is None  # not an instance's messages
+
+    first = invocation("Counter/k/1", status=Status.RUNNING, owner="ex-1", token=1)
+    await enqueue(store, first)
+    recv = JournalEntry(position=0, kind="recv", name="t", ok=True, result=b"J1")
+    taken = Append(instance_id=first.id, token=1, entries=(recv,), consumes=(("t", 1),), mailbox="Counter/k")
+    assert await commit1(store, taken) == AppendOutcome(ok=True)
+    assert await store.next_message("Counter/k", "t", mailbox=True) == (2, b"J2")
+    [listed] = (await store.list_actors(type=None, prefix=None, busy=None, limit=10, cursor=None)).items
+    assert listed.pending == 1
+    await end(store, first, state=None)
+    assert await commit1(store, DeleteActor("Counter/k")) is True
+    assert await store.next_message("Counter/k", "t", mailbox=True) is None  # gone with the actor
+
+
+async def test_a_message_to_an_actor_wakes_its_call_waiting_on_that_topic_only(store: Store) -> None:
+    first = invocation("Counter/k/1", status=Status.RUNNING, owner="ex-1", token=1)
+    await enqueue(store, first)
+    wait = InstanceUpdate(status=Status.WAITING, updated_at=NOW, waiting_topic="t", actor_id="Counter/k")
+    await commit1(store, Append(instance_id=first.id, token=1, update=wait))
+    await commit1(store, Post(mail("other", b"J1", "client:1")))
+    found = await store.get_instance(first.id)
+    assert found is not None
+    assert (found.status, found.wake_at) == (Status.WAITING, None)
+    await commit1(store, Post(mail("t", b"J2", "client:2", actor="Counter/elsewhere")))
+    found = await store.get_instance(first.id)
+    assert found is not None
+    assert found.wake_at is None
+    await commit1(store, Post(mail("t", b"J3", "client:3")))
+    found = await store.get_instance(first.id)
+    assert found is not None
+    assert found.wake_at == NOW
+
+
+async def test_a_message_to_an_actor_whose_call_starts_waiting_always_wakes_it(
+    store: Store, other: Store
+) -> None:
+    """The mailbox's version of the race above: a call unloading to wait on a topic of its
+    actor's mailbox, and a client sending on it, on two stores at once."""
+    for n in range(40):
+        aid = f"Counter/k{n}"
+        call = invocation(f"{aid}/1", actor=aid, status=Status.RUNNING, owner="ex-1", token=1)
+        await enqueue(store, call)
+        wait = InstanceUpdate(status=Status.WAITING, updated_at=NOW, waiting_topic="t", actor_id=aid)
+        await asyncio.gather(
+            store.commit([Append(instance_id=call.id, token=1, update=wait)]),
+            other.commit([Post(mail("t", b"J1", "client:x", actor=aid))]),
+        )
+        found = await store.get_instance(call.id)
+        assert found is not None
+        assert found.status is Status.WAITING
+        assert found.wake_at is not None, f"{aid}: the message came, the wake-up was lost"
+
+
+async def test_senders_to_one_mailbox_at_once_each_get_their_own_sequence_number(
+    store: Store, other: Store
+) -> None:
+    await asyncio.gather(
+        *(
+            (store if i % 2 else other).commit([Post(mail("t", f"J{i}".encode(), f"client:{i}"))])
+            for i in range(20)
+        )
+    )
+    actor = await store.get_actor("Counter/k")
+    assert actor is not None
+    assert actor.pending == 20

@@ -15,6 +15,12 @@ command finds them again, waits for every result and writes a JSON summary to
   ``--calls`` times over ``--keys`` keys (``k = (w + c) % keys``), alternating an
   awaited call and an enqueued one. The summary holds every counter's state.
 
+- ``mailbox``: the call ``Tally/t/gather`` (enqueued under an idempotency key) takes
+  ``--calls`` messages from its actor's mailbox; workflow ``feed`` sends them with
+  ``perdure.send_actor``, running the step ``between`` halfway (``--pause`` blocks
+  it there, the call waiting for the rest). The summary holds the call's result, the
+  actor's state and the messages left in its mailbox.
+
 ``--crashpoint SPEC`` and ``--seed N`` set ``PERDURE_CRASHPOINT`` and
 ``PERDURE_SEED`` for the process: an armed crash point exits it with 137.
 """
@@ -86,6 +92,26 @@ class Counter:
         return self.value
 
 
+@perdure.actor(registry=reg)
+class Tally:
+    def __init__(self, key: str) -> None:
+        self.seen: list[int] = []
+
+    async def gather(self, n: int) -> list[int]:
+        for _ in range(n):
+            self.seen.append(await perdure.recv("n", type=int))
+        return self.seen
+
+
+@perdure.workflow(registry=reg)
+async def feed(key: str, n: int) -> int:
+    for i in range(n):
+        if i == n // 2:
+            await between()
+        await perdure.send_actor(Tally, key, "n", i)
+    return n
+
+
 @perdure.workflow(registry=reg)
 async def buy(user: str) -> int:
     cart = perdure.actor_ref(Cart, user)
@@ -115,6 +141,12 @@ async def main(opts: argparse.Namespace) -> dict[str, object]:
                 "cart": await engine.actor_state(Cart, "u1"),
                 "history": await engine.actor_state(PurchaseHistory, "u1"),
             }
+        elif opts.mode == "mailbox":
+            call = await engine.enqueue(Tally, "t", "gather", opts.calls, idempotency_key="gather")
+            await (await engine.start(feed, "t", opts.calls, id="feed")).result()
+            result = await engine.invocation_result(call)
+            info = await engine.actor_info(Tally, "t")
+            summary = {"result": result, "state": await engine.actor_state(Tally, "t"), "left": info.messages}
         else:
             handles = [
                 await engine.start(count, w, opts.calls, opts.keys, id=f"w{w}") for w in range(opts.workflows)
@@ -133,7 +165,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--db", required=True)
     p.add_argument("--done", required=True)
-    p.add_argument("--mode", choices=["checkout", "counters"], required=True)
+    p.add_argument("--mode", choices=["checkout", "counters", "mailbox"], required=True)
     p.add_argument("--pause")
     p.add_argument("--workflows", type=int, default=4)
     p.add_argument("--calls", type=int, default=10)

@@ -57,26 +57,28 @@ def test_sigkill_between_the_history_call_and_clearing_the_cart(tmp_path: Path) 
 SEEDS = range(12) if os.environ.get("PERDURE_SLOW") else range(3)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_calls_apply_exactly_once_under_random_crash_points(tmp_path: Path, seed: int) -> None:
-    """A property over seeds: whatever crash points fire, every counter equals the calls made."""
+def run_until_done(tmp_path: Path, seed: int, mode: str, *args: str) -> int:
+    """Run the workload with two random crash points armed (8 times at most), then clean runs,
+    until it finishes; how many runs crashed."""
     rng = random.Random(seed)
-    workflows, calls, keys = 4, 10, 3
-    crashes = 0
     for attempt in range(12):
         spec = ",".join(f"{p}:{rng.choice((0.05, 0.1, 0.15))}" for p in rng.sample(POINTS, 2))
         armed = attempt < 8  # then clean runs, to finish
-        args = ["--workflows", str(workflows), "--calls", str(calls), "--keys", str(keys)]
-        if armed:
-            args += ["--crashpoint", spec, "--seed", str(rng.randrange(2**31))]
-        worker = spawn(tmp_path, "counters", *args)
+        extra = ["--crashpoint", spec, "--seed", str(rng.randrange(2**31))] if armed else []
+        worker = spawn(tmp_path, mode, *args, *extra)
         code = worker.wait(120)
         if code == 0:
-            break
+            return attempt  # every run before this one crashed
         assert code in CRASHED, f"seed {seed}: exit {code}\n{worker.output()}"
-        crashes += 1
-    else:
-        pytest.fail(f"seed {seed}: the workload never finished")
+    pytest.fail(f"seed {seed}: the workload never finished")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_calls_apply_exactly_once_under_random_crash_points(tmp_path: Path, seed: int) -> None:
+    """A property over seeds: whatever crash points fire, every counter equals the calls made."""
+    workflows, calls, keys = 4, 10, 3
+    args = ["--workflows", str(workflows), "--calls", str(calls), "--keys", str(keys)]
+    crashes = run_until_done(tmp_path, seed, "counters", *args)
     done = summary(tmp_path)
     assert done["results"] == [calls] * workflows
     expected = {f"k{k}": 0 for k in range(keys)}
@@ -84,4 +86,30 @@ def test_calls_apply_exactly_once_under_random_crash_points(tmp_path: Path, seed
         for c in range(calls):
             expected[f"k{(w + c) % keys}"] += 1
     assert done["counters"] == expected, f"seed {seed}, {crashes} crashes"
+    assert crashes > 0, f"seed {seed}: no crash point fired; the run proved nothing"
+
+
+def test_sigkill_while_a_call_waits_in_its_mailbox(tmp_path: Path) -> None:
+    """The call has taken the first half of the messages and waits for the rest when the
+    process dies; the next process sends the rest and the call ends with each one once."""
+    pause = tmp_path / "paused"
+    worker = spawn(tmp_path, "mailbox", "--calls", "6", "--pause", str(pause))
+    eventually(pause.exists, 60, what="the feed pausing halfway", worker=worker)
+    assert worker.kill() == -signal.SIGKILL
+    again = spawn(tmp_path, "mailbox", "--calls", "6")
+    assert again.wait(60) == 0, again.output()
+    done = summary(tmp_path)
+    assert done["result"] == list(range(6))
+    assert done["state"] == {"seen": list(range(6))}
+    assert done["left"] == 0
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_mailbox_messages_are_sent_and_taken_once_under_random_crash_points(
+    tmp_path: Path, seed: int
+) -> None:
+    crashes = run_until_done(tmp_path, seed, "mailbox", "--calls", "8")
+    done = summary(tmp_path)
+    assert (done["result"], done["left"]) == (list(range(8)), 0), f"seed {seed}, {crashes} crashes"
+    assert done["state"] == {"seen": list(range(8))}
     assert crashes > 0, f"seed {seed}: no crash point fired; the run proved nothing"

@@ -86,6 +86,10 @@ class Counter:
         """Waits a day (durably): the actor stays busy for the whole test."""
         await perdure.sleep(86_400)
 
+    async def collect(self, topic: str, n: int) -> list[object]:
+        """Takes ``n`` messages on ``topic`` from the actor's mailbox, waiting for them."""
+        return [await perdure.recv(topic) for _ in range(n)]
+
     def state(self) -> str:
         """A method named like the state route: called by POST, read by GET."""
         return f"value is {self.value}"

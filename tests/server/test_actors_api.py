@@ -99,7 +99,7 @@ def test_listing_filters_by_type_key_prefix_and_status_and_pages_with_a_cursor(a
 
 BAD_CALLS: list[tuple[str, object, str]] = [
     ("Nope/a/add", {"args": [1]}, "no actor named 'Nope'"),
-    ("Counter/a/nope", {}, "has no public method 'nope' (it has: add, fail, stall, state)"),
+    ("Counter/a/nope", {}, "has no public method 'nope' (it has: add, collect, fail, stall, state)"),
     ("Counter/a/_private", {}, "has no public method '_private'"),
     ("Counter/a/__init__", {}, "has no public method '__init__'"),
     (
@@ -139,6 +139,44 @@ def test_malformed_input_and_unknown_actors_are_problems(api: httpx.Client) -> N
     assert "not an actor call id" in problem(api.get("/v1/actor-calls/just-one-part"), 400)
     assert "no actor call 'Counter/a/none'" in problem(api.get("/v1/actor-calls/Counter/a/none"), 404)
     problem(api.post("/v1/actors/Counter/a/add", params={"wait": 3600}, json={"args": [1]}), 400)
+
+
+def send(api: httpx.Client, actor: str, body: object) -> httpx.Response:
+    return api.post(f"/v1/actors/{actor}/messages", json=body)
+
+
+def test_messages_wait_in_the_mailbox_and_wake_a_call_waiting_for_them(api: httpx.Client) -> None:
+    assert send(api, "Counter/mb", {"topic": "t", "value": 1}).status_code == 202
+    for _ in range(2):  # the same key: delivered once
+        assert (
+            send(api, "Counter/mb", {"topic": "t", "value": {"n": 2}, "idempotency_key": "k"}).status_code
+            == 202
+        )
+    info = api.get("/v1/actors/Counter/mb").json()
+    assert (info["status"], info["invocations"], info["messages"]) == ("idle", 0, 2)
+    assert invoke(api, "Counter/mb/collect", "t", 2)["result"] == [1, {"n": 2}]
+    waiting = invoke(api, "Counter/mb/collect", "later", 1, wait=0)
+    assert send(api, "Counter/mb", {"topic": "later", "value": "woken"}).status_code == 202
+    ended = api.get(f"/v1/actor-calls/{waiting['id']}", params={"wait": 10}).json()
+    assert (ended["done"], ended["result"]) == (True, ["woken"])
+    assert api.get("/v1/actors/Counter/mb").json()["messages"] == 0
+
+
+BAD_MESSAGES: list[tuple[str, object, str]] = [
+    ("Nope/k", {"topic": "t"}, "no actor named 'Nope'"),
+    ("Counter/k", {}, "missing required field `topic`"),
+    ("Counter/k", {"topic": ""}, "topic must not be empty"),
+    ("Counter/k", {"topic": "t", "surprise": 1}, "surprise"),
+    ("Counter/k", {"topic": "t", "idempotency_key": "x" * 300}, "idempotency key"),
+]
+
+
+def test_bad_messages_get_a_problem_and_make_no_actor(api: httpx.Client) -> None:
+    for actor, body, says in BAD_MESSAGES:
+        assert says in problem(send(api, actor, body), 400), (actor, body)
+    nan = api.post("/v1/actors/Counter/k/messages", content=b'{"topic": "t", "value": NaN}')
+    problem(nan, 400)
+    assert api.get("/v1/actors").json()["items"] == []
 
 
 def test_metrics_count_resident_actors_activations_and_evictions(api: httpx.Client) -> None:

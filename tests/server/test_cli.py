@@ -125,6 +125,20 @@ def test_actor_verbs_call_inspect_and_delete(server: Server) -> None:
     assert "Expected `int`" in cli(server, "actor", "invoke", "Counter", "c", "add", "x", code=2).stderr
 
 
+def test_actor_send_puts_messages_in_the_mailbox_for_a_call_to_take(server: Server) -> None:
+    assert (
+        cli(server, "actor", "send", "Counter", "m", "t", "hello").stdout.strip() == "sent to Counter/m on t"
+    )
+    for _ in range(2):
+        assert as_json(server, "actor", "send", "Counter", "m", "t", "42", "--key", "k1") == {"sent": True}
+    assert as_json(server, "actor", "get", "Counter", "m")["messages"] == 2
+    taken = cli(server, "actor", "invoke", "Counter", "m", "collect", "t", "2")
+    assert json.loads(taken.stdout) == ["hello", 42]
+    assert as_json(server, "actor", "get", "Counter", "m")["messages"] == 0
+    assert "no actor named 'Nope'" in cli(server, "actor", "send", "Nope", "k", "t", "1", code=2).stderr
+    assert "topic must not be empty" in cli(server, "actor", "send", "Counter", "m", "", "1", code=2).stderr
+
+
 def test_the_cli_sends_the_token(start_server: Any) -> None:
     server = start_server("--token", "t0k")
     assert "token" in cli(server, "workflow", "list", code=6).stderr.lower()
@@ -139,6 +153,7 @@ def test_every_verb_has_help() -> None:
         ["schedule"],
         ["actor"],
         ["actor", "invoke"],
+        ["actor", "send"],
         ["actor", "oplog"],
         ["server"],
         ["worker"],

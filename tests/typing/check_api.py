@@ -115,9 +115,13 @@ async def actors(engine: perdure.Engine, sync: perdure.SyncEngine) -> None:
     assert_type(wallet.key, str)  # the reference's own attributes keep theirs
     assert_type(await engine.invoke(Wallet, "w", "deposit", 5, idempotency_key="k"), Any)
     assert_type(await engine.list_actors(type=Wallet), perdure.ActorPage)
+    assert_type(await engine.send_actor(Wallet, "w", "topic", {"any": "json"}, idempotency_key="k"), None)
+    assert_type(sync.send_actor("Wallet", "w", "topic", 1), None)
+    assert_type((await engine.actor_info(Wallet, "w")).messages, int)
 
 
 async def actor_in_workflow() -> int:
+    await perdure.send_actor(Wallet, "w", "topic", 1)
     return await perdure.actor_ref(Wallet, "w").call(Wallet.deposit, 1)
 
 

@@ -12,17 +12,18 @@ journal position); clients may pass an idempotency key.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, Literal, ParamSpec, TypeVar, overload
 
 from perdure._api.core import EngineCore
 from perdure._api.handles import ErrorDetails
-from perdure._api.ops import encode_arguments
+from perdure._api.ops import client_sender_key, encode_arguments, encode_message
 from perdure._codec import serializer
 from perdure._model.definitions import Definition, Kind, Registry, check_name, default_registry
 from perdure._model.errors import (
@@ -42,7 +43,9 @@ from perdure._model.records import (
     Enqueue,
     EnqueueOutcome,
     InstanceRow,
+    Message,
     OplogRow,
+    Post,
     Status,
 )
 from perdure._runtime import context, messaging
@@ -124,7 +127,7 @@ def _define_actor(cls: type[Any], name: str | None, durable: bool, version: int,
         registry.add(Definition(kind=Kind.METHOD, name=full, fn=fn, is_async=inspect.iscoroutinefunction(fn),
                                 signature=sig.replace(parameters=params), actor=type_name))  # fmt: skip
         if not durable:  # called from durable code, an ephemeral actor's method is a step
-            step = _ephemeral_step(cls, fn)
+            step = _ephemeral_step(type_name, cls, fn)
             registry.add(Definition(kind=Kind.STEP, name=full, fn=step, is_async=inspect.iscoroutinefunction(fn),
                                     retry=_NO_RETRY, signature=inspect.signature(step)))  # fmt: skip
 
@@ -142,20 +145,33 @@ def _public_methods(cls: type[Any]) -> dict[str, Callable[..., Any]]:
     return found
 
 
-def _ephemeral_step(cls: type[Any], fn: Callable[..., Any]) -> Callable[..., Any]:
+@contextlib.contextmanager
+def _ephemeral(actor: str) -> Iterator[None]:
+    """Mark the code run inside as ephemeral actor ``actor``'s, so that a durable operation
+    there says why it cannot run."""
+    token = context.ephemeral_actor.set(actor)
+    try:
+        yield
+    finally:
+        context.ephemeral_actor.reset(token)
+
+
+def _ephemeral_step(type_name: str, cls: type[Any], fn: Callable[..., Any]) -> Callable[..., Any]:
     """A function ``(key, *args)`` that calls ``fn`` on a fresh object."""
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
         async def call_async(key: str, *args: Any, **kwargs: Any) -> Any:
-            return await fn(cls(key), *args, **kwargs)
+            with _ephemeral(f"{type_name}/{key}"):
+                return await fn(cls(key), *args, **kwargs)
 
         wrapper: Callable[..., Any] = call_async
     else:
 
         @functools.wraps(fn)
         def call(key: str, *args: Any, **kwargs: Any) -> Any:
-            return fn(cls(key), *args, **kwargs)
+            with _ephemeral(f"{type_name}/{key}"):
+                return fn(cls(key), *args, **kwargs)
 
         wrapper = call
     sig = inspect.signature(fn)
@@ -313,6 +329,32 @@ def actor_ref(actor_type: type[A], key: str) -> ActorRef[A]:
     return ActorRef(None, act.rt.registry, spec, key)
 
 
+def send_actor(actor_type: type[Any] | str, key: str, topic: str, value: Any) -> Awaitable[None]:
+    """Send ``value`` to the mailbox of actor ``actor_type``/``key`` on ``topic``, from a
+    workflow or an actor, exactly once; ``await`` it in async code.
+
+    A call of the actor takes it with ``perdure.recv(topic)``, in send order; until one
+    does, it waits in the mailbox (an actor never called exists from its first message on).
+    """
+    act = context.require_activation("perdure.send_actor()")
+    aid = _mailbox(act.rt.registry, actor_type, key, topic)
+    result: Awaitable[None] = messaging.send_actor(act, aid, topic, encode_message(topic, value))
+    return result
+
+
+def _mailbox(registry: Registry, actor_type: type[Any] | str, key: str, topic: str) -> str:
+    """The id of the actor whose mailbox a message goes to, checked; ephemeral actors have none."""
+    spec = _spec(registry, actor_type)
+    aid = actor_id(spec, key)
+    check_name("topic", topic)
+    if not spec.durable:
+        raise InvalidArgument(
+            f"actor {spec.name!r} is ephemeral: it has no mailbox to send to; declare it durable "
+            "(the default) for its calls to receive messages"
+        )
+    return aid
+
+
 def _durable_call(
     spec: Definition,
     key: str,
@@ -361,11 +403,13 @@ class ActorInfo:
     """The version of the class that saved its state (0: none saved yet)."""
     created_at: datetime
     updated_at: datetime
+    messages: int = 0
+    """Messages waiting in its mailbox for a call to ``perdure.recv`` them."""
 
     @classmethod
     def of(cls, row: ActorRow) -> ActorInfo:
         return cls(type=row.type, key=row.key, status="busy" if row.active else "idle",
-                   invocations=row.invocations, state_version=row.state_version,
+                   invocations=row.invocations, state_version=row.state_version, messages=row.pending,
                    created_at=datetime.fromtimestamp(row.created_at, UTC),
                    updated_at=datetime.fromtimestamp(row.updated_at, UTC))  # fmt: skip
 
@@ -419,7 +463,7 @@ class ActorMethods:
     """Actors: ``Engine`` inherits these."""
 
     def actor(self: ActorMethods, actor_type: type[A], key: str) -> ActorRef[A]:
-        """A reference to the actor ``actor_type`` under ``key`` (it exists once called)."""
+        """A reference to the actor ``actor_type`` under ``key`` (it exists once called or sent a message)."""
         core: EngineCore = self  # type: ignore[assignment]
         spec = _spec(core.registry, actor_type)
         actor_id(spec, key)
@@ -514,6 +558,30 @@ class ActorMethods:
             return iid
         return _outcome(aid, method, await core._wait(iid, None, check=False))
 
+    async def send_actor(
+        self,
+        actor_type: type[Any] | str,
+        key: str,
+        topic: str,
+        value: Any,
+        *,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """Send ``value`` to the mailbox of actor ``actor_type``/``key`` on ``topic``.
+
+        A call of the actor takes it with ``perdure.recv(topic)``, in send order; until one
+        does, it waits in the mailbox. An actor never called exists from its first message
+        on. Delivered once per ``idempotency_key`` (when given).
+        """
+        core: EngineCore = self  # type: ignore[assignment]
+        writer = core._ready()
+        aid = _mailbox(core.registry, actor_type, key, topic)
+        message = Message(target=aid, topic=topic, payload=encode_message(topic, value),
+                          at=core.clock.now(), sender_key=client_sender_key(idempotency_key))  # fmt: skip
+        await writer.submit((Post(message),))
+        if core._executor is not None:
+            core._executor.nudge()
+
     async def invocation_result(self, invocation_id: str, *, timeout: float | None = None) -> Any:
         """Wait for the call ``invocation_id`` (what ``enqueue`` returned) to end; return its result.
 
@@ -585,7 +653,8 @@ class ActorMethods:
         return OplogPage(items=[OplogEntry.of(r) for r in page.items], cursor=page.cursor)
 
     async def delete_actor(self, actor_type: type[Any] | str, key: str) -> None:
-        """Delete the actor, its state and its oplog; ``InvalidState`` while a call is in its inbox."""
+        """Delete the actor, its state, its oplog and its mailbox; ``InvalidState`` while a call is
+        in its inbox."""
         core: EngineCore = self  # type: ignore[assignment]
         row = await self._actor_row(actor_type, key)
         deleted = (await core._ready().submit((DeleteActor(row.id),)))[0]
@@ -600,7 +669,9 @@ class ActorMethods:
         aid = actor_id(_spec(core.registry, actor_type), key)
         row = await core._store.get_actor(aid)
         if row is None:
-            raise NotFound(f"no actor {aid!r}: it exists once a method of it has been called")
+            raise NotFound(
+                f"no actor {aid!r}: it exists once a method of it has been called or a message sent to it"
+            )
         return row
 
 
@@ -646,9 +717,10 @@ async def _run_ephemeral(spec: Definition, key: str, method: Definition, data: b
     bound = inspect.BoundArguments(method.signature, values)
     cls: type[Any] = spec.fn  # type: ignore[assignment]
     try:
-        if method.is_async:
-            return await method.fn(cls(key), *bound.args, **bound.kwargs)
-        return await asyncio.to_thread(lambda: method.fn(cls(key), *bound.args, **bound.kwargs))
+        with _ephemeral(f"{spec.name}/{key}"):
+            if method.is_async:
+                return await method.fn(cls(key), *bound.args, **bound.kwargs)
+            return await asyncio.to_thread(lambda: method.fn(cls(key), *bound.args, **bound.kwargs))
     except Exception as exc:
         info = serializer.decode_error(serializer.encode_error(exc))
         raise ActorCallFailed(

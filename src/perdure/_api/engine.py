@@ -25,7 +25,7 @@ from perdure._api.handles import (
     WorkflowInfo,
     WorkflowPage,
 )
-from perdure._api.ops import encode_arguments
+from perdure._api.ops import client_sender_key, encode_arguments, encode_message
 from perdure._api.schedules import ScheduleMethods
 from perdure._codec import serializer
 from perdure._journal.writer import Writer
@@ -485,6 +485,7 @@ class Engine(ScheduleMethods, ActorMethods):
         self, workflow_id: str, topic: str, value: Any, *, idempotency_key: str | None = None
     ) -> None:
         """Send ``value`` to a workflow on ``topic``; it gets it from ``perdure.recv(topic)``.
+        (To send to an actor's mailbox, use ``send_actor``.)
 
         Delivered exactly once per ``idempotency_key`` (when given), in send order per
         topic, even if the workflow sleeps or no executor runs now. A workflow that does
@@ -493,18 +494,9 @@ class Engine(ScheduleMethods, ActorMethods):
         writer = self._ready()
         check_name("workflow id", workflow_id)
         check_name("topic", topic)
-        if idempotency_key is not None:
-            check_name("idempotency key", idempotency_key)
-        try:
-            payload = serializer.encode(value)
-        except (TypeError, OverflowError) as exc:
-            raise InvalidArgument(f"the value sent on {topic!r} cannot be serialized: {exc}") from None
-        message = Message(
-            target=workflow_id, topic=topic, payload=payload, at=self.clock.now(),
-            # Without a caller's key, one per call: a commit retried after a lost
-            # acknowledgement must not deliver twice.
-            sender_key=f"client:{idempotency_key}" if idempotency_key is not None else f"send:{uuid.uuid4().hex}",
-        )  # fmt: skip
+        sender_key = client_sender_key(idempotency_key)
+        message = Message(target=workflow_id, topic=topic, payload=encode_message(topic, value),
+                          at=self.clock.now(), sender_key=sender_key)  # fmt: skip
         status = (await writer.submit((Send(message=message),)))[0]
         if status is None:
             raise NotFound(f"no workflow with id {workflow_id!r}")

@@ -88,15 +88,36 @@ def sleep_until(when: datetime) -> Awaitable[None]:
 def send(workflow_id: str, topic: str, value: Any) -> Awaitable[None]:
     """Send ``value`` to workflow ``workflow_id`` on ``topic``, exactly once; ``await`` it
     in async workflows. Raises ``NotFound``/``InvalidState`` if the target does not
-    exist or has ended."""
+    exist or has ended. To send to an actor, use ``perdure.send_actor``."""
     act = context.require_activation("perdure.send()")
     check_name("workflow id", workflow_id)
     check_name("topic", topic)
     try:
         result: Awaitable[None] = messaging.send(act, workflow_id, topic, value)
     except (TypeError, OverflowError) as exc:
-        raise InvalidArgument(f"the value sent on {topic!r} cannot be serialized: {exc}") from None
+        raise _unserializable(topic, exc) from None
     return result
+
+
+def encode_message(topic: str, value: Any) -> bytes:
+    """``value`` as the payload of a message on ``topic``; ``InvalidArgument`` if it cannot be."""
+    try:
+        return serializer.encode(value)
+    except (TypeError, OverflowError) as exc:
+        raise _unserializable(topic, exc) from None
+
+
+def _unserializable(topic: str, exc: Exception) -> InvalidArgument:
+    return InvalidArgument(f"the value sent on {topic!r} cannot be serialized: {exc}")
+
+
+def client_sender_key(idempotency_key: str | None) -> str:
+    """The sender key of a message from a client: the caller's key, or one per call (a commit
+    retried after a lost acknowledgement must not deliver twice)."""
+    if idempotency_key is None:
+        return f"send:{_uuid.uuid4().hex}"
+    check_name("idempotency key", idempotency_key)
+    return f"client:{idempotency_key}"
 
 
 def recv(topic: str, *, timeout: float | timedelta | None = None, type: Any = Any) -> Awaitable[Any]:  # noqa: A002 - mirrors msgspec
@@ -104,6 +125,8 @@ def recv(topic: str, *, timeout: float | timedelta | None = None, type: Any = An
 
     ``await`` it in async workflows. While nothing has arrived the workflow is not in
     memory. ``type`` decodes the value (a dataclass, a Struct, ...); plain JSON otherwise.
+    In an actor's method the message comes from the actor's mailbox (``send_actor``), and
+    the call keeps the actor's turn while it waits.
     """
     act = context.require_activation("perdure.recv()")
     check_name("topic", topic)

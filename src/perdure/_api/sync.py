@@ -296,6 +296,19 @@ class SyncEngine:
             self.engine.enqueue, actor_type, key, method, *args, idempotency_key=idempotency_key, **kwargs
         )
 
+    def send_actor(
+        self,
+        actor_type: type[Any] | str,
+        key: str,
+        topic: str,
+        value: Any,
+        *,
+        idempotency_key: str | None = None,
+    ) -> None:
+        self._portal.call(
+            self.engine.send_actor, actor_type, key, topic, value, idempotency_key=idempotency_key
+        )
+
     def invocation_result(self, invocation_id: str, *, timeout: float | None = None) -> Any:
         return self._portal.call(self.engine.invocation_result, invocation_id, timeout=timeout)
 

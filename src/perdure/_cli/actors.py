@@ -1,4 +1,4 @@
-"""``perdure actor ...``: call, list, inspect and delete durable actors through a server's /v1 API.
+"""``perdure actor ...``: call, message, list, inspect and delete durable actors through a server's /v1 API.
 
 Method arguments on the command line are JSON when they parse as JSON and plain
 strings otherwise, as for ``perdure workflow start``.
@@ -12,9 +12,9 @@ from urllib.parse import quote
 import click
 
 from perdure._cli.client import MAX_WAIT, Api, client, emit_page, fields, json_value, keywords, long_poll
-from perdure._cli.workflows import error_text, json_text, show_outcome
+from perdure._cli.workflows import error_text, json_text, post_message, show_outcome
 
-ACTOR_COLUMNS = ("type", "key", "status", "invocations", "state_version", "updated_at")
+ACTOR_COLUMNS = ("type", "key", "status", "invocations", "messages", "state_version", "updated_at")
 OPLOG_COLUMNS = ("call", "method", "status", "arguments", "outcome", "enqueued_at", "ended_at", "state_size")
 
 
@@ -24,7 +24,7 @@ def _path(actor_type: str, key: str, rest: str = "") -> str:
 
 @click.group()
 def actor() -> None:
-    """Call, list, inspect and delete durable actors on a perdure server."""
+    """Call, message, list, inspect and delete durable actors on a perdure server."""
 
 
 @actor.command()
@@ -57,6 +57,21 @@ def invoke(
         progress = None if api.as_json else call["id"]
         call = long_poll(api, f"/actor-calls/{quote(call['id'], safe='/')}", wait - first, progress=progress)
     show_outcome(api, call, what="actor call")
+
+
+@actor.command()
+@click.argument("actor_type", metavar="TYPE")
+@click.argument("key")
+@click.argument("topic")
+@click.argument("value")
+@click.option(
+    "--key", "idempotency_key", default=None, help="idempotency key: sending again with it delivers once"
+)
+@client
+def send(api: Api, actor_type: str, key: str, topic: str, value: str, idempotency_key: str | None) -> None:
+    """Put VALUE (JSON, or a plain string) in the mailbox of actor TYPE/KEY on TOPIC; a call of
+    the actor gets it from perdure.recv(TOPIC). An actor never called exists from then on."""
+    post_message(api, _path(actor_type, key), f"{actor_type}/{key}", topic, value, idempotency_key)
 
 
 @actor.command("list")
@@ -92,7 +107,7 @@ def list_(
 @click.argument("key")
 @client
 def get(api: Api, actor_type: str, key: str) -> None:
-    """One actor: status, calls ended so far, state version, times."""
+    """One actor: status, calls ended so far, messages waiting in its mailbox, state version, times."""
     api.emit(api.call("GET", _path(actor_type, key)), fields)
 
 

@@ -150,9 +150,14 @@ def runs(api: Api, workflow_id: str) -> None:
 @client
 def send(api: Api, workflow_id: str, topic: str, value: str, key: str | None) -> None:
     """Send VALUE (JSON, or a plain string) on TOPIC; the workflow gets it from perdure.recv(TOPIC)."""
+    post_message(api, f"/workflows/{_id(workflow_id)}", workflow_id, topic, value, key)
+
+
+def post_message(api: Api, path: str, target: str, topic: str, value: str, key: str | None) -> None:
+    """POST a message to ``path``/messages (a workflow's or an actor's) and say so."""
     body = {"topic": topic, "value": json_value(value), "idempotency_key": key}
-    api.call("POST", f"/workflows/{_id(workflow_id)}/messages", body=body)
-    api.emit({"sent": True}, lambda _: click.echo(f"sent to {workflow_id} on {topic}"))
+    api.call("POST", f"{path}/messages", body=body)
+    api.emit({"sent": True}, lambda _: click.echo(f"sent to {target} on {topic}"))
 
 
 @workflow.command()

@@ -160,6 +160,12 @@ class Append(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     """(key, value, at) of events published with their journal entry."""
     children: tuple[InstanceRow, ...] = ()
     """Child instances started by this entry (insert-or-ignore, like ``CreateInstance``)."""
+    mail: tuple[Message, ...] = ()
+    """Messages sent by this instance to actors' mailboxes (``target``: an actor id), delivered
+    with the journal entry that sends them, like ``Post``."""
+    mailbox: str | None = None
+    """The actor whose mailbox ``consumes`` come from (a call of it received them); ``None``:
+    the instance's own messages."""
 
 
 class AppendOutcome(msgspec.Struct, frozen=True):
@@ -291,6 +297,8 @@ class ActorRow(msgspec.Struct, frozen=True, kw_only=True):
     """Invocations ended so far."""
     created_at: float
     updated_at: float
+    pending: int = 0
+    """Messages waiting in its mailbox (counted by the reads that list or show actors only)."""
 
 
 class Enqueue(msgspec.Struct, frozen=True, tag=True):
@@ -351,6 +359,14 @@ class Send(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     message: Message
 
 
+class Post(msgspec.Struct, frozen=True, tag=True):
+    """A message from outside any instance into the mailbox of actor ``message.target``
+    (``type/key``), which is created if it does not exist yet. Outcome: ``True`` if delivered,
+    ``False`` if its sender key had delivered before (a retried commit, or a repeated key)."""
+
+    message: Message
+
+
 Op = (
     CreateInstance
     | Append
@@ -366,6 +382,7 @@ Op = (
     | DeleteSchedule
     | Enqueue
     | DeleteActor
+    | Post
 )
 Outcome = bool | AppendOutcome | EnqueueOutcome | list[InstanceRow] | Status | None
 

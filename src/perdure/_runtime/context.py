@@ -20,9 +20,18 @@ step_scope: ContextVar[str | None] = ContextVar("perdure_step_scope", default=No
 """The idempotency key of the step attempt running here."""
 wait_deadline: ContextVar[float | None] = ContextVar("perdure_wait_deadline", default=None)
 """The earliest deadline of the ``perdure.wait_for`` calls the code here runs inside."""
+ephemeral_actor: ContextVar[str | None] = ContextVar("perdure_ephemeral_actor", default=None)
+"""The id of the ephemeral actor whose method runs here: it has no journal (nor mailbox)."""
 
 
 def require_activation(operation: str) -> Activation:
+    ephemeral = ephemeral_actor.get()
+    if ephemeral is not None:
+        raise OutsideWorkflow(
+            f"{operation} was called in a method of ephemeral actor {ephemeral!r}, which keeps no "
+            "journal and no mailbox; declare it with @perdure.actor (durable, the default) to use "
+            "durable operations in its methods"
+        )
     if step_scope.get() is not None:
         raise OutsideWorkflow(
             f"{operation} was called inside a step; steps are the unit of side effects and "

@@ -1,7 +1,7 @@
 """Durable operations between instances: messages, events and child workflows.
 
 Functions of an ``Activation`` (the running instance), called by ``perdure.send``,
-``recv``, ``set_event``, ``start_child`` and ``ChildHandle.result``. Each takes the
+``send_actor``, ``recv``, ``set_event``, ``start_child`` and ``ChildHandle.result``. Each takes the
 next journal position; what it sends, consumes, publishes or starts is
 committed with that position's entry, so replay repeats none of it.
 """
@@ -220,11 +220,34 @@ async def _send(act: Activation, pos: int, target: str, topic: str, payload: byt
                              entries=(act.make_entry(pos, "send", topic, target),), sends=(message,)))  # fmt: skip
 
 
+def send_actor(act: Activation, actor_id: str, topic: str, payload: bytes) -> Any:
+    """Put ``payload`` in actor ``actor_id``'s mailbox on ``topic``, exactly once.
+
+    Committed with this position's journal entry, like ``send``; the actor is created
+    if it does not exist yet, so there is no error to record.
+    """
+    pos, entry = act.take("send", topic)
+    if entry is not None:
+        return Ready(None, None) if act.defn.is_async else None
+    coro = _send_actor(act, pos, actor_id, topic, payload)
+    return coro if act.defn.is_async else act.blocking(coro)
+
+
+async def _send_actor(act: Activation, pos: int, actor_id: str, topic: str, payload: bytes) -> None:
+    message = Message(target=actor_id, topic=topic, payload=payload, at=act.rt.clock.now(),
+                      sender_key=f"wf:{act.id}:{pos}")  # fmt: skip
+    await act.append(Append(instance_id=act.id, token=act.token,
+                             entries=(act.make_entry(pos, "send", topic, actor_id),), mail=(message,)))  # fmt: skip
+    act.rt.nudge()  # the actor's call may wait for it here
+
+
 def recv(act: Activation, topic: str, timeout: float | None, type_: Any) -> Any:
     """The next message on ``topic``, in send order; ``None`` after ``timeout`` seconds.
 
     The deadline is recorded first, so a replay waits for the same instant. With
-    no message yet, the instance is unloaded until one arrives or the deadline.
+    no message yet, the instance is unloaded until one arrives or the deadline. In an
+    actor's call the message comes from the actor's mailbox: the call keeps the actor's
+    turn while it waits, so calls queued behind it wait too.
     """
     deadline = None
     if timeout is not None:
@@ -238,14 +261,14 @@ def recv(act: Activation, topic: str, timeout: float | None, type_: Any) -> Any:
 
 
 async def _recv(act: Activation, pos: int, topic: str, deadline: float | None, type_: Any) -> Any:
-    found = await act.rt.store.next_message(act.id, topic)
+    mailbox = None if act.actor is None else act.actor.actor_id
+    found = await act.rt.store.next_message(mailbox or act.id, topic, mailbox=mailbox is not None)
     if found is not None:
         seq, payload = found
         entry = JournalEntry(position=pos, kind="recv", name=topic, ok=True, result=payload,
                              started_at=act.rt.clock.now(), ended_at=act.rt.clock.now())  # fmt: skip
-        await act.append(
-            Append(instance_id=act.id, token=act.token, entries=(entry,), consumes=((topic, seq),))
-        )
+        await act.append(Append(instance_id=act.id, token=act.token, entries=(entry,),
+                                consumes=((topic, seq),), mailbox=mailbox))  # fmt: skip
         return serializer.decode(payload, type_)
     if deadline is not None and act.rt.clock.now() >= deadline:
         await act.append(Append(instance_id=act.id, token=act.token,

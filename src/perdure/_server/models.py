@@ -55,7 +55,7 @@ class Started(msgspec.Struct, kw_only=True):
 
 
 class SendMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """A message for ``perdure.recv(topic)`` in the workflow."""
+    """A message for ``perdure.recv(topic)`` in the workflow, or in a call of the actor."""
 
     topic: str
     value: Any = None

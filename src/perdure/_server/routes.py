@@ -242,6 +242,15 @@ def invoke_named(method: str) -> Any:
     return invoke_it
 
 
+@post("/actors/{actor_type:str}/{key:str}/messages", tags=ACTOR, status_code=202, responses=responses())
+async def send_actor_message(engine: Engine, actor_type: str, key: str, data: SendMessage) -> None:
+    """Put a message in the actor's mailbox: a call of the actor takes it with
+    ``perdure.recv(topic)``, in send order; until one does, it waits there. Delivered once per
+    ``idempotency_key``. An actor never called exists from its first message on. (This path
+    is the mailbox's: a method named ``messages`` is not callable over HTTP.)"""
+    await engine.send_actor(actor_type, key, data.topic, data.value, idempotency_key=data.idempotency_key)
+
+
 @get("/actor-calls/{call_id:path}", tags=ACTOR, responses=responses(404))
 async def actor_call(engine: Engine, call_id: str, wait: Wait = 0.0) -> Invocation:
     """An actor call by its id (``type/key/call``), waiting up to ``wait`` seconds for it to end."""
@@ -289,7 +298,7 @@ async def actor_oplog(
 
 @delete("/actors/{actor_type:str}/{key:str}", tags=ACTOR, responses=responses(404, 409))
 async def delete_actor(engine: Engine, actor_type: str, key: str) -> None:
-    """Delete the actor, its state and its oplog; 409 while a call is in its inbox."""
+    """Delete the actor, its state, its oplog and its mailbox; 409 while a call is in its inbox."""
     await engine.delete_actor(actor_type, key)
 
 
@@ -350,7 +359,7 @@ async def health(engine: Engine) -> Health:
 ROUTES: list[Any] = [
     start_workflow, list_workflows, get_workflow, workflow_history, workflow_runs, workflow_result,
     send_message, query_workflow, workflow_event, cancel_workflow, resume_workflow,
-    invoke_actor, invoke_named("state"), invoke_named("oplog"), actor_call, list_actors, get_actor,
+    send_actor_message, invoke_actor, invoke_named("state"), invoke_named("oplog"), actor_call, list_actors, get_actor,
     actor_state, actor_oplog, delete_actor,
     create_schedule, list_schedules, get_schedule, pause_schedule, resume_schedule, trigger_schedule,
     delete_schedule, health,

@@ -121,8 +121,12 @@ class FaultyStore:
     async def schema_version(self) -> int:
         return await self.inner.schema_version()
 
-    async def next_message(self, instance_id: str, topic: str) -> tuple[int, bytes] | None:
-        return await self._call(lambda: self.inner.next_message(instance_id, topic), writes=False)
+    async def next_message(
+        self, instance_id: str, topic: str, *, mailbox: bool = False
+    ) -> tuple[int, bytes] | None:
+        return await self._call(
+            lambda: self.inner.next_message(instance_id, topic, mailbox=mailbox), writes=False
+        )
 
     async def get_event(self, instance_id: str, key: str) -> bytes | None:
         return await self._call(lambda: self.inner.get_event(instance_id, key), writes=False)

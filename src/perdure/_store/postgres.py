@@ -63,6 +63,7 @@ from perdure._model.records import (
     Outcome,
     Page,
     PauseSchedule,
+    Post,
     RequestCancel,
     Resume,
     RetryState,
@@ -78,6 +79,7 @@ from perdure._store.rows import (
     fence,
     insert_params,
     instance_row,
+    mail_params,
     message_params,
     oplog_row,
     parse_cursor,
@@ -389,6 +391,15 @@ async def _send(tx: _Tx, op: Send) -> Status | bool | None:
     return status
 
 
+async def _post(tx: _Tx, op: Post) -> bool:
+    params = mail_params(op.message)
+    for name in ("mailbox_open", "actor_lock"):  # see AppendRows.statements
+        await tx.run(Q[name], params)
+    delivered = await tx.count(Q["mailbox_insert"], params) == 1
+    await tx.run(Q["mailbox_wake"], params)
+    return delivered
+
+
 _APPLY: dict[type, Callable[[_Tx, Any], Awaitable[Outcome]]] = {
     Claim: _claim,
     Beat: _beat,
@@ -402,6 +413,7 @@ _APPLY: dict[type, Callable[[_Tx, Any], Awaitable[Outcome]]] = {
     DeleteSchedule: _delete_schedule,
     Enqueue: _enqueue,
     DeleteActor: _delete_actor,
+    Post: _post,
 }
 """The non-append operations, by type."""
 
@@ -421,7 +433,12 @@ def wakes_others(batch: Sequence[Op]) -> bool:
     for op in batch:
         if isinstance(op, Append):
             u = op.update
-            if op.children or op.sends or (u is not None and (u.status is Status.WAITING or u.actor_id)):
+            if (
+                op.children
+                or op.sends
+                or op.mail
+                or (u is not None and (u.status is Status.WAITING or u.actor_id))
+            ):
                 return True  # ... or an actor call's end: the next call is ready
         elif isinstance(op, CreateInstance):
             if op.row.owner is None:
@@ -707,8 +724,11 @@ class PostgresStore:
     async def schema_version(self) -> int:
         return int((await self._fetch("schema_version", Q["meta_get"], ("schema_version",)))[0][0])
 
-    async def next_message(self, instance_id: str, topic: str) -> tuple[int, bytes] | None:
-        found = await self._fetch("next_message", Q["message_next"], (instance_id, topic))
+    async def next_message(
+        self, instance_id: str, topic: str, *, mailbox: bool = False
+    ) -> tuple[int, bytes] | None:
+        query = Q["mailbox_next" if mailbox else "message_next"]
+        found = await self._fetch("next_message", query, (instance_id, topic))
         return (int(found[0][0]), bytes(found[0][1])) if found else None
 
     async def get_event(self, instance_id: str, key: str) -> bytes | None:

@@ -61,8 +61,11 @@ class Store(Protocol):
 
     async def schema_version(self) -> int: ...
 
-    async def next_message(self, instance_id: str, topic: str) -> tuple[int, bytes] | None:
-        """The oldest unconsumed message on ``topic`` for the instance: (seq, payload)."""
+    async def next_message(
+        self, instance_id: str, topic: str, *, mailbox: bool = False
+    ) -> tuple[int, bytes] | None:
+        """The oldest unconsumed message on ``topic`` for the instance: (seq, payload).
+        ``mailbox``: ``instance_id`` is an actor's id, and the message one in its mailbox."""
 
     async def get_event(self, instance_id: str, key: str) -> bytes | None:
         """The latest value the instance published under ``key``."""

@@ -98,8 +98,10 @@ class RetryingStore:
     async def schema_version(self) -> int:
         return await self._retry(self.inner.schema_version)
 
-    async def next_message(self, instance_id: str, topic: str) -> tuple[int, bytes] | None:
-        return await self._retry(lambda: self.inner.next_message(instance_id, topic))
+    async def next_message(
+        self, instance_id: str, topic: str, *, mailbox: bool = False
+    ) -> tuple[int, bytes] | None:
+        return await self._retry(lambda: self.inner.next_message(instance_id, topic, mailbox=mailbox))
 
     async def get_event(self, instance_id: str, key: str) -> bytes | None:
         return await self._retry(lambda: self.inner.get_event(instance_id, key))

@@ -40,11 +40,13 @@ def instance_row(values: Sequence[Any]) -> InstanceRow:
 
 
 def actor_row(values: Sequence[Any]) -> ActorRow:
-    """An ``ActorRow`` from the column order of every actor query."""
-    (aid, type_, key, state, version, revision, active, invocations, created, updated) = values
+    """An ``ActorRow`` from the column order of every actor query (``actor_get`` and
+    ``actor_list`` add the count of messages pending in its mailbox)."""
+    (aid, type_, key, state, version, revision, active, invocations, created, updated, *pending) = values
     return ActorRow(
         id=aid, type=type_, key=key, state=None if state is None else bytes(state), state_version=version,
         revision=revision, active=active, invocations=invocations, created_at=created, updated_at=updated,
+        pending=int(pending[0]) if pending else 0,
     )  # fmt: skip
 
 
@@ -86,6 +88,13 @@ def message_params(m: Message) -> dict[str, Any]:
     }
 
 
+def mail_params(m: Message) -> dict[str, Any]:
+    """The parameters of ``mailbox_open``, ``mailbox_insert`` and ``mailbox_wake``: ``m.target``
+    is an actor id, ``type/key``."""
+    type_, key = m.target.split("/", 1)
+    return {**message_params(m), "actor": m.target, "type": type_, "key": key}
+
+
 def parse_key_cursor(cursor: str | None) -> str:
     """The id a listing by id continues after."""
     if cursor is None:
@@ -114,6 +123,10 @@ class AppendRows:
         self.updates: list[tuple[Any, ...]] = []
         self.messages: list[dict[str, Any]] = []
         self.consumes: list[tuple[str, str, int]] = []
+        self.mail: list[dict[str, Any]] = []
+        self.mail_taken: list[tuple[str, str, int]] = []
+        self.mail_waits: set[str] = set()
+        """Actors one of whose calls starts waiting for a message (see ``statements``)."""
         self.events: list[tuple[str, str, bytes, float]] = []
         self.waiting: list[dict[str, Any]] = []
         self.new_runs: list[dict[str, Any]] = []
@@ -143,7 +156,11 @@ class AppendRows:
         )
         self.retries.extend((iid, r.position, r.attempts, r.last_error, r.next_at) for r in op.retries)
         self.messages.extend(message_params(m) for m in op.sends)
-        self.consumes.extend((iid, topic, seq) for topic, seq in op.consumes)
+        if op.mailbox is None:
+            self.consumes.extend((iid, topic, seq) for topic, seq in op.consumes)
+        else:
+            self.mail_taken.extend((op.mailbox, topic, seq) for topic, seq in op.consumes)
+        self.mail.extend(mail_params(m) for m in op.mail)
         self.events.extend((iid, key, value, at) for key, value, at in op.events)
         for child in op.children:
             if child.actor_id is None:
@@ -156,6 +173,8 @@ class AppendRows:
                 self.clears.append((iid,))
             if u.status is Status.WAITING:
                 self.waiting.append({"id": iid, "now": u.updated_at})
+                if u.actor_id is not None and u.waiting_topic is not None:
+                    self.mail_waits.add(u.actor_id)
             if u.status in TERMINAL:
                 self.closing.append({"id": iid, "now": u.updated_at})
             if u.actor_id is not None and u.status in TERMINAL:
@@ -176,8 +195,11 @@ class AppendRows:
 
         ``lock``: lock the instances a message or a child's end wakes first (``message_lock``,
         ``parent_lock``): PostgreSQL, where writers run concurrently, so the wake and the
-        target's start of its wait cannot miss each other.
+        target's start of its wait cannot miss each other. An actor's mailbox takes turns on
+        the actor's row: its senders (one sequence per topic) and its call that starts waiting
+        lock it, in id order, before the messages go in and before the wait's recheck.
         """
+        mail_locks = [{"actor": a} for a in sorted({m["actor"] for m in self.mail} | self.mail_waits)]
         order: list[tuple[str, Rows]] = [
             ("instance_insert", self.children),
             ("journal_insert", self.entries),
@@ -188,6 +210,11 @@ class AppendRows:
             ("message_insert", self.messages),
             ("message_wake", self.messages),
             ("message_consume", self.consumes),
+            ("mailbox_consume", self.mail_taken),
+            ("mailbox_open", self.mail),
+            *((("actor_lock", mail_locks),) if lock else ()),
+            ("mailbox_insert", self.mail),
+            ("mailbox_wake", self.mail),
             ("event_set", self.events),
             # After the updates: a message or cancel that came before the wait began wakes it.
             ("waiting_recheck", self.waiting),

@@ -51,6 +51,7 @@ from perdure._model.records import (
     Outcome,
     Page,
     PauseSchedule,
+    Post,
     RequestCancel,
     Resume,
     RetryState,
@@ -65,6 +66,7 @@ from perdure._store.rows import (
     fence,
     insert_params,
     instance_row,
+    mail_params,
     message_params,
     oplog_row,
     parse_cursor,
@@ -237,6 +239,14 @@ def _send(conn: sqlite3.Connection, op: Send) -> Status | bool | None:
     return status
 
 
+def _post(conn: sqlite3.Connection, op: Post) -> bool:
+    params = mail_params(op.message)
+    conn.execute(Q["mailbox_open"], params)
+    delivered = conn.execute(Q["mailbox_insert"], params).rowcount == 1
+    conn.execute(Q["mailbox_wake"], params)
+    return bool(delivered)
+
+
 _APPLY: dict[type, Callable[[sqlite3.Connection, Any], Outcome]] = {
     CreateInstance: _create,
     Claim: _claim,
@@ -251,6 +261,7 @@ _APPLY: dict[type, Callable[[sqlite3.Connection, Any], Outcome]] = {
     DeleteSchedule: _delete_schedule,
     Enqueue: lambda conn, op: _enqueue(conn, op.row),
     DeleteActor: _delete_actor,
+    Post: _post,
 }
 """The non-append operations, by type."""
 
@@ -515,9 +526,13 @@ class SQLiteStore:
 
         return await self._read(q, "schema_version")
 
-    async def next_message(self, instance_id: str, topic: str) -> tuple[int, bytes] | None:
+    async def next_message(
+        self, instance_id: str, topic: str, *, mailbox: bool = False
+    ) -> tuple[int, bytes] | None:
+        query = Q["mailbox_next" if mailbox else "message_next"]
+
         def q(c: sqlite3.Connection) -> tuple[int, bytes] | None:
-            row = c.execute(Q["message_next"], (instance_id, topic)).fetchone()
+            row = c.execute(query, (instance_id, topic)).fetchone()
             return None if row is None else (int(row[0]), bytes(row[1]))
 
         return await self._read(q, "next_message")

@@ -196,12 +196,15 @@ WHERE id = %(target)s AND status = 'waiting' AND waiting_topic = %(topic)s;
 
 -- name: waiting_recheck
 -- Closes the race between "nothing yet" and "now waiting": a cancel request, a message
--- already there, or a child (topic '__child__:<id>') already ended, wakes it.
+-- already there (for an actor's call: in the actor's mailbox too), or a child (topic '__child__:<id>') already ended, wakes it.
 UPDATE instances SET wake_at = %(now)s
 WHERE id = %(id)s AND status = 'waiting'
   AND (cancel_requested = 1
        OR EXISTS (SELECT 1 FROM messages AS m
                WHERE m.instance_id = %(id)s AND m.topic = instances.waiting_topic AND m.consumed = 0)
+       OR EXISTS (SELECT 1 FROM actor_messages AS am
+                  WHERE am.actor_id = instances.actor_id AND am.topic = instances.waiting_topic
+                    AND am.consumed = 0)
        OR EXISTS (SELECT 1 FROM instances AS c
                   WHERE c.id = substr(instances.waiting_topic, 11)
                     AND instances.waiting_topic = '__child__:' || c.id
@@ -354,6 +357,8 @@ SELECT ins.status, turn.* FROM ins, turn;
 -- name: actor_lock
 -- The actor's row, locked before the next turn is chosen, in a statement of its own: the
 -- statements after it see every call queued by a commit that held the lock before.
+-- Its mailbox takes turns on it too: senders (one sequence per topic), and a call of it that
+-- starts waiting for a message (its recheck then sees every message committed before).
 SELECT 1 FROM actors WHERE id = %(actor)s FOR NO KEY UPDATE;
 
 -- name: actor_save
@@ -377,12 +382,14 @@ UPDATE instances SET status = 'pending', wake_at = %(now)s, updated_at = %(now)s
 WHERE id = (SELECT active FROM actors WHERE id = %(actor)s) AND status = 'queued';
 
 -- name: actor_get
-SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
+SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at,
+       (SELECT count(*) FROM actor_messages AS m WHERE m.actor_id = actors.id AND m.consumed = 0)
 FROM actors WHERE id = %s;
 
 -- name: actor_list
 -- By id (type, then key); the cursor is the last id seen.
-SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
+SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at,
+       (SELECT count(*) FROM actor_messages AS m WHERE m.actor_id = actors.id AND m.consumed = 0)
 FROM actors
 WHERE (%(type)s::text IS NULL OR type = %(type)s::text)
   AND (%(prefix)s::text IS NULL OR left(key, length(%(prefix)s::text)) = %(prefix)s::text)
@@ -415,3 +422,33 @@ SELECT pg_try_advisory_lock(hashtextextended('perdure-executor:' || %s, 0));
 
 -- name: liveness_release
 SELECT pg_advisory_unlock(hashtextextended('perdure-executor:' || %s, 0));
+
+-- name: mailbox_open
+-- A message to an actor that was never called: the actor exists from now on (idle, no state),
+-- so that it is listed, shows its mailbox, and deleting it deletes the mailbox.
+INSERT INTO actors (id, type, key, created_at, updated_at)
+VALUES (%(actor)s, %(type)s, %(key)s, %(now)s, %(now)s)
+ON CONFLICT DO NOTHING;
+
+-- name: mailbox_insert
+-- Sequence numbers per (actor, topic) follow commit order; a repeated sender key is ignored.
+INSERT INTO actor_messages (actor_id, topic, seq, payload, sender_key, created_at)
+VALUES (%(actor)s, %(topic)s,
+        (SELECT coalesce(max(seq), 0) + 1 FROM actor_messages
+         WHERE actor_id = %(actor)s AND topic = %(topic)s),
+        %(payload)s, %(sender_key)s, %(now)s)
+ON CONFLICT DO NOTHING;
+
+-- name: mailbox_wake
+-- The call whose turn it is, if it waits for a message on this topic, is due now.
+UPDATE instances SET wake_at = %(now)s
+WHERE id = (SELECT active FROM actors WHERE id = %(actor)s)
+  AND status = 'waiting' AND waiting_topic = %(topic)s;
+
+-- name: mailbox_next
+SELECT seq, payload FROM actor_messages
+WHERE actor_id = %s AND topic = %s AND consumed = 0
+ORDER BY seq LIMIT 1;
+
+-- name: mailbox_consume
+UPDATE actor_messages SET consumed = 1 WHERE actor_id = %s AND topic = %s AND seq = %s;

@@ -149,12 +149,15 @@ WHERE id = :target AND status = 'waiting' AND waiting_topic = :topic;
 
 -- name: waiting_recheck
 -- Closes the race between "nothing yet" and "now waiting": a cancel request, a message
--- already there, or a child (topic '__child__:<id>') already ended, wakes it.
+-- already there (for an actor's call: in the actor's mailbox too), or a child (topic '__child__:<id>') already ended, wakes it.
 UPDATE instances SET wake_at = :now
 WHERE id = :id AND status = 'waiting'
   AND (cancel_requested = 1
        OR EXISTS (SELECT 1 FROM messages AS m
                WHERE m.instance_id = :id AND m.topic = instances.waiting_topic AND m.consumed = 0)
+       OR EXISTS (SELECT 1 FROM actor_messages AS am
+                  WHERE am.actor_id = instances.actor_id AND am.topic = instances.waiting_topic
+                    AND am.consumed = 0)
        OR EXISTS (SELECT 1 FROM instances AS c
                   WHERE c.id = substr(instances.waiting_topic, 11)
                     AND instances.waiting_topic = '__child__:' || c.id
@@ -292,12 +295,14 @@ UPDATE instances SET status = 'pending', wake_at = :now, updated_at = :now
 WHERE id = (SELECT active FROM actors WHERE id = :actor) AND status = 'queued';
 
 -- name: actor_get
-SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
+SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at,
+       (SELECT count(*) FROM actor_messages AS m WHERE m.actor_id = actors.id AND m.consumed = 0)
 FROM actors WHERE id = ?;
 
 -- name: actor_list
 -- By type and key; the cursor is the last id seen.
-SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
+SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at,
+       (SELECT count(*) FROM actor_messages AS m WHERE m.actor_id = actors.id AND m.consumed = 0)
 FROM actors
 WHERE (:type IS NULL OR type = :type)
   AND (:prefix IS NULL OR substr(key, 1, length(:prefix)) = :prefix)
@@ -319,3 +324,31 @@ DELETE FROM instances WHERE actor_id = ?;
 
 -- name: actor_delete
 DELETE FROM actors WHERE id = ? AND active IS NULL;
+
+-- name: mailbox_open
+-- A message to an actor that was never called: the actor exists from now on (idle, no state),
+-- so that it is listed, shows its mailbox, and deleting it deletes the mailbox.
+INSERT OR IGNORE INTO actors (id, type, key, created_at, updated_at)
+VALUES (:actor, :type, :key, :now, :now);
+
+-- name: mailbox_insert
+-- Sequence numbers per (actor, topic) follow commit order; a repeated sender key is ignored.
+INSERT OR IGNORE INTO actor_messages (actor_id, topic, seq, payload, sender_key, created_at)
+VALUES (:actor, :topic,
+        (SELECT coalesce(max(seq), 0) + 1 FROM actor_messages
+         WHERE actor_id = :actor AND topic = :topic),
+        :payload, :sender_key, :now);
+
+-- name: mailbox_wake
+-- The call whose turn it is, if it waits for a message on this topic, is due now.
+UPDATE instances SET wake_at = :now
+WHERE id = (SELECT active FROM actors WHERE id = :actor)
+  AND status = 'waiting' AND waiting_topic = :topic;
+
+-- name: mailbox_next
+SELECT seq, payload FROM actor_messages
+WHERE actor_id = ? AND topic = ? AND consumed = 0
+ORDER BY seq LIMIT 1;
+
+-- name: mailbox_consume
+UPDATE actor_messages SET consumed = 1 WHERE actor_id = ? AND topic = ? AND seq = ?;
