@@ -45,6 +45,7 @@ AWAITED_IN_DEF = {
     "perdure._api.actors.BoundMethod.enqueue",
     "perdure._api.actors.ActorRef.call",
     "perdure._api.actors.ActorRef.enqueue",
+    "perdure._api.actors.send_actor",
 }
 """Calls that return an awaitable in ``async def`` code and the value itself in a ``def``."""
 

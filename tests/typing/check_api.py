@@ -134,6 +134,7 @@ def def_workflow(order_id: str) -> int:
     assert_type(perdure.actor_ref(Wallet, "w").deposit.enqueue(1), str)
     assert_type(perdure.recv("approval", type=int), Any)
     assert_type(perdure.sleep(5), None)
+    assert_type(perdure.send_actor(Wallet, "w", "topic", 1), None)
     child = perdure.start_child(checkout_sync, "o-2")
     assert_type(child, perdure.ChildHandle[int])
     assert_type(child.result(), int)
