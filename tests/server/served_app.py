@@ -93,3 +93,18 @@ class Counter:
     def state(self) -> str:
         """A method named like the state route: called by POST, read by GET."""
         return f"value is {self.value}"
+
+
+@perdure.actor(durable=False)
+class Quote:
+    """An ephemeral actor: a fresh object per call, nothing kept."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.calls = 0
+
+    def price(self, qty: int) -> str:
+        self.calls += 1
+        if qty < 0:
+            raise ValueError("negative quantity")
+        return f"{self.key}: {qty * 3} (call {self.calls})"

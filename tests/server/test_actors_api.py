@@ -50,6 +50,26 @@ def test_a_method_that_raises_answers_its_error_and_keeps_no_change(api: httpx.C
     assert api.get("/v1/actors/Counter/f/state").json() == {"value": 1}
 
 
+def test_an_ephemeral_actor_answers_within_the_request_and_keeps_nothing(api: httpx.Client) -> None:
+    for _ in range(2):  # a fresh object each time: its counter starts again
+        answer = invoke(api, "Quote/eur/price", 4)
+        assert answer == {"id": None, "done": True, "status": "completed", "result": "eur: 12 (call 1)",
+                          "error": None}  # fmt: skip
+    failed = invoke(api, "Quote/eur/price", -1)
+    assert (failed["id"], failed["status"], failed["error"]["message"]) == (
+        None,
+        "failed",
+        "negative quantity",
+    )
+    assert "drop wait=0" in problem(
+        api.post("/v1/actors/Quote/eur/price", params={"wait": 0}, json={"args": [1]}), 400
+    )
+    keyed = api.post("/v1/actors/Quote/eur/price", json={"args": [1]}, headers={"Idempotency-Key": "k"})
+    assert "drop an Idempotency-Key" in problem(keyed, 400)
+    assert "do not fit" in problem(api.post("/v1/actors/Quote/eur/price", json={"args": ["four"]}), 400)
+    problem(api.get("/v1/actors/Quote/eur"), 404)  # nothing was recorded
+
+
 def test_fire_and_forget_then_the_oplog_and_the_call_show_it(api: httpx.Client) -> None:
     queued = invoke(api, "Counter/q/add", 7, wait=0)
     call_id = queued["id"]

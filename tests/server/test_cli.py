@@ -97,6 +97,11 @@ def test_actor_verbs_call_inspect_and_delete(server: Server) -> None:
     assert "failed: ValueError: card declined" in failed.stderr
     queued = cli(server, "actor", "invoke", "Counter", "c", "add", "1", "--enqueue").stdout.strip()
     assert queued.startswith("Counter/c/")
+    assert cli(server, "actor", "invoke", "Quote", "usd", "price", "2").stdout.strip() == '"usd: 6 (call 1)"'
+    assert (
+        "is ephemeral"
+        in cli(server, "actor", "invoke", "Quote", "usd", "price", "2", "--enqueue", code=2).stderr
+    )
     oplog = as_json(server, "actor", "oplog", "Counter", "c")
     assert [(e["method"], e["status"]) for e in oplog["items"][:3]] == [
         ("add", "completed"), ("add", "completed"), ("fail", "failed"),

@@ -103,8 +103,9 @@ class Invocation(msgspec.Struct, kw_only=True):
     answer is 200 with ``status: failed`` and the ``error``, and the actor's state is
     as it was before the call."""
 
-    id: str
-    """The call's id (``type/key/call``): ``GET /v1/actor-calls/{id}?wait=S`` asks again."""
+    id: str | None
+    """The call's id (``type/key/call``): ``GET /v1/actor-calls/{id}?wait=S`` asks again.
+    Null for an ephemeral actor's call: nothing is recorded, there is nothing to ask."""
     done: bool
     """False: still going when the wait ran out; ask again."""
     status: Status | None = None

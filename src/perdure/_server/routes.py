@@ -32,6 +32,7 @@ from perdure import (
     WorkflowInfo,
     WorkflowPage,
 )
+from perdure._model.definitions import Kind
 from perdure._server.models import (
     MAX_WAIT,
     Cancelled,
@@ -198,16 +199,43 @@ async def invoke(
     engine: Engine, actor_type: str, key: str, method: str, data: InvokeActor | None,
     idempotency_key: str | None, wait: float,
 ) -> Invocation:  # fmt: skip
-    """Put the call in the actor's inbox, then wait up to ``wait`` seconds for its outcome."""
+    """Put the call in the actor's inbox, then wait up to ``wait`` seconds for its outcome.
+    An ephemeral actor has no inbox: its call runs within the request (see ``ephemeral``)."""
     call = data or InvokeActor()
     if "idempotency_key" in call.kwargs:
         raise InvalidArgument(
             "pass the idempotency key as the Idempotency-Key header, not as a keyword argument"
         )
+    spec = engine.registry.find(Kind.ACTOR, actor_type)
+    if spec is not None and not spec.durable:
+        return await ephemeral(engine, actor_type, key, method, call, idempotency_key, wait)
     call_id = await engine.enqueue(
         actor_type, key, method, *call.args, idempotency_key=idempotency_key, **call.kwargs
     )
     return await call_outcome(engine, call_id, wait)
+
+
+async def ephemeral(
+    engine: Engine, actor_type: str, key: str, method: str, call: InvokeActor,
+    idempotency_key: str | None, wait: float,
+) -> Invocation:  # fmt: skip
+    """An ephemeral actor's call: a fresh object runs the method within the request, however
+    long it takes, and nothing is recorded (so no call id, no idempotency, no fire and forget)."""
+    refused = (
+        "an Idempotency-Key (nothing is recorded to make the call once)" if idempotency_key is not None
+        else "wait=0 (it has no inbox to leave the call in)" if wait == 0
+        else None
+    )  # fmt: skip
+    if refused is not None:
+        raise InvalidArgument(
+            f"actor {actor_type!r} is ephemeral: its calls run in the request; drop {refused}"
+        )
+    try:
+        value = await engine.invoke(actor_type, key, method, *call.args, **call.kwargs)
+    except ActorCallFailed as exc:
+        error = ErrorDetails(type=exc.error_type, message=exc.message, traceback=exc.traceback)
+        return Invocation(id=None, done=True, status=Status.FAILED, error=error)
+    return Invocation(id=None, done=True, status=Status.COMPLETED, result=value)
 
 
 @post(
@@ -221,7 +249,8 @@ async def invoke_actor(
     into the actor's inbox, then the request waits up to ``wait`` seconds for its outcome
     (``done: false`` and the call's id if it is still going: ask again at
     ``/v1/actor-calls/{id}``). ``wait=0`` is fire and forget. A method that raised answers
-    200 with ``status: failed`` and the error. The actor exists once called."""
+    200 with ``status: failed`` and the error. The actor exists once called. An ephemeral
+    actor's call runs within the request and answers when done, with no id."""
     return await invoke(engine, actor_type, key, method, data, idempotency_key, wait)
 
 
