@@ -89,6 +89,11 @@ def notify_blocking(key: str, topic: str, value: str) -> None:
 
 
 @perdure.workflow(registry=reg)
+async def send_to_an_actor_id(key: str) -> None:
+    await perdure.send(f"Inbox/{key}", "t", 1)  # an actor's id: send_actor is the way
+
+
+@perdure.workflow(registry=reg)
 async def ask_echo() -> Any:
     return await perdure.actor_ref(Echo, "e").listen()
 
@@ -257,6 +262,11 @@ async def test_bad_messages_are_refused_and_change_nothing(db_url: str) -> None:
             await e.send_actor(Inbox, "k", "t", 1, idempotency_key="")
         with pytest.raises(perdure.InvalidArgument, match="ephemeral"):
             await e.send_actor(Echo, "e", "t", 1)
+        with pytest.raises(perdure.InvalidArgument, match=r"to send to the mailbox .* engine\.send_actor\("):
+            await e.send("Inbox/k", "t", 1)
+        wrong = await e.start(send_to_an_actor_id, "k")
+        with pytest.raises(perdure.WorkflowFailed, match=r"use perdure\.send_actor\("):
+            await wrong.result(timeout=30)
         assert (await e.list_actors()).items == []  # none of it made an actor
         with pytest.raises(perdure.OutsideWorkflow):
             perdure.send_actor(Inbox, "k", "t", 1)

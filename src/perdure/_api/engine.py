@@ -25,7 +25,7 @@ from perdure._api.handles import (
     WorkflowInfo,
     WorkflowPage,
 )
-from perdure._api.ops import client_sender_key, encode_arguments, encode_message
+from perdure._api.ops import check_send_target, client_sender_key, encode_arguments, encode_message
 from perdure._api.schedules import ScheduleMethods
 from perdure._codec import serializer
 from perdure._journal.writer import Writer
@@ -492,7 +492,7 @@ class Engine(ScheduleMethods, ActorMethods):
         not exist (``NotFound``) or has ended (``InvalidState``) gets nothing.
         """
         writer = self._ready()
-        check_name("workflow id", workflow_id)
+        check_send_target(workflow_id, "engine.send_actor(Type, key, topic, value)")
         check_name("topic", topic)
         sender_key = client_sender_key(idempotency_key)
         message = Message(target=workflow_id, topic=topic, payload=encode_message(topic, value),

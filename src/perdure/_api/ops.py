@@ -90,13 +90,22 @@ def send(workflow_id: str, topic: str, value: Any) -> Awaitable[None]:
     in async workflows. Raises ``NotFound``/``InvalidState`` if the target does not
     exist or has ended. To send to an actor, use ``perdure.send_actor``."""
     act = context.require_activation("perdure.send()")
-    check_name("workflow id", workflow_id)
+    check_send_target(workflow_id, "perdure.send_actor(Type, key, topic, value)")
     check_name("topic", topic)
     try:
         result: Awaitable[None] = messaging.send(act, workflow_id, topic, value)
     except (TypeError, OverflowError) as exc:
         raise _unserializable(topic, exc) from None
     return result
+
+
+def check_send_target(workflow_id: object, instead: str) -> None:
+    """``workflow_id`` as a send's target; an actor's id (``Type/key``) says what to call instead."""
+    if isinstance(workflow_id, str) and workflow_id.count("/") == 1 and "" not in workflow_id.split("/"):
+        raise InvalidArgument(
+            f"{workflow_id!r} is not a workflow id; to send to the mailbox of actor {workflow_id!r}, use {instead}"
+        )
+    check_name("workflow id", workflow_id)
 
 
 def encode_message(topic: str, value: Any) -> bytes:
