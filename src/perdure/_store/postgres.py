@@ -2,7 +2,10 @@
 
 Writes: ``commit`` runs a batch as one transaction of few round trips whatever
 its size: the fence read, then every write and the COMMIT as one multi-statement
-query (parameters bound client-side). Appends lock their instances' rows (``FOR NO KEY
+query (parameters bound client-side). A batch of one operation that is one
+statement (a step's record: ``_alone``) runs on its own instead, prepared and bound
+server-side, in autocommit: one round trip and the least client CPU, the hot
+path of sequential steps. Appends lock their instances' rows (``FOR NO KEY
 UPDATE``) before checking the claim token, so a concurrent claim, which moves
 the token, waits or skips them: no stale write lands. Claims take ready rows
 with ``FOR UPDATE SKIP LOCKED``, so executors claiming at once take disjoint
@@ -389,6 +392,37 @@ async def _send(tx: _Tx, op: Send) -> Status | bool | None:
     return status
 
 
+Alone = tuple[str, Any, Callable[[list[tuple[Any, ...]]], Outcome]]
+"""A batch of one operation that is one statement: the query, its parameters, and how its
+rows make the outcome."""
+
+
+def _alone(op: Op) -> Alone | None:
+    """``op`` as one statement that commits on its own (autocommit: no BEGIN, no COMMIT, one
+    round trip, prepared once per connection), if it is one; else ``None``."""
+    if type(op) is Append:
+        return _entry_alone(op)
+    return None
+
+
+def _entry_alone(op: Append) -> Alone | None:
+    """A step's record: one journal entry and nothing else (``append_entry``)."""
+    if len(op.entries) != 1 or op.update is not None or op.retries or op.sends or op.consumes:
+        return None
+    if op.events or op.children:
+        return None
+    e = op.entries[0]
+    params = (op.instance_id, e.position, e.kind, e.name, int(e.ok), e.result, e.input, e.attempts,
+              e.started_at, e.ended_at, op.token)  # fmt: skip
+
+    def outcome(found: list[tuple[Any, ...]]) -> Outcome:
+        if not found or found[0][0] != op.token:
+            return AppendOutcome(ok=False)
+        return AppendOutcome(ok=True, cancel_requested=bool(found[0][1]))
+
+    return Q["append_entry"], params, outcome
+
+
 _APPLY: dict[type, Callable[[_Tx, Any], Awaitable[Outcome]]] = {
     Claim: _claim,
     Beat: _beat,
@@ -576,6 +610,9 @@ class PostgresStore:
     # --- the write entry -----------------------------------------------------
 
     async def commit(self, batch: Sequence[Op]) -> list[Outcome]:
+        alone = _alone(batch[0]) if len(batch) == 1 and not wakes_others(batch) else None
+        if alone is not None:
+            return [await self._commit_alone(*alone)]
         if all(type(op) is Append for op in batch):
             done = await self._commit_appends(batch)  # type: ignore[arg-type]
             if done is not None:
@@ -591,6 +628,13 @@ class PostgresStore:
                 await tx.rollback()
                 raise
             return outcomes
+
+    async def _commit_alone(
+        self, query: str, params: Any, outcome: Callable[[list[tuple[Any, ...]]], Outcome]
+    ) -> Outcome:
+        async with self._conn("commit") as conn:
+            cur = await conn.execute(query, params, prepare=True)
+            return outcome(await cur.fetchall())
 
     async def _commit_appends(self, batch: Sequence[Append]) -> list[Outcome] | None:
         """The hot path in one round trip: lock and check the claim tokens, and write as if

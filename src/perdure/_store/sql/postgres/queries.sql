@@ -47,6 +47,24 @@ SELECT 1 / ((SELECT count(*) FROM instances
              WHERE (id, token) IN (SELECT * FROM unnest(%(ids)s::text[], %(tokens)s::bigint[])))
             = %(n)s)::int;
 
+-- name: append_entry
+-- The hot path, one statement: an instance's claim token locked and checked, and one journal
+-- entry written if it is current. Alone in its (implicit) transaction, prepared once per
+-- connection, so a step costs one round trip and little client CPU. READ COMMITTED: the lock
+-- waits for a claim in flight and then reads the token it wrote, so a stale entry never lands.
+-- Returns the token and cancel flag as locked; no row if the instance does not exist.
+WITH fence AS (
+    SELECT id, token, cancel_requested FROM instances WHERE id = %s FOR NO KEY UPDATE
+), entry AS (
+    INSERT INTO journal
+        (instance_id, position, kind, name, ok, result, input, attempts, started_at, ended_at)
+    SELECT id, %s::integer, %s::text, %s::text, %s::integer, %s::bytea, %s::bytea, %s::integer,
+           %s::double precision, %s::double precision
+    FROM fence WHERE token = %s::bigint
+    ON CONFLICT DO NOTHING
+)
+SELECT token, cancel_requested FROM fence;
+
 -- name: instance_update
 UPDATE instances
 SET status = %s, updated_at = %s, output = %s, error = %s, wake_at = %s, owner = %s, park_reason = %s,
