@@ -3,7 +3,7 @@
 Writes: ``commit`` runs a batch as one transaction of few round trips whatever
 its size: the fence read, then every write and the COMMIT as one multi-statement
 query (parameters bound client-side). A batch of one operation that is one
-statement (a step's record: ``_alone``) runs on its own instead, prepared and bound
+statement (a step's record, a claim, a start made claimed: ``_alone``) runs on its own instead, prepared and bound
 server-side, in autocommit: one round trip and the least client CPU, the hot
 path of sequential steps. Appends lock their instances' rows (``FOR NO KEY
 UPDATE``) before checking the claim token, so a concurrent claim, which moves
@@ -262,18 +262,17 @@ class _Tx:
             await self.cur.execute("ROLLBACK")
 
 
+def _claim_params(op: Claim) -> dict[str, Any]:
+    return {"executor": op.executor, "claim_id": op.claim_id, "now": op.now, "lease_now": op.lease_now,
+            "limit": op.limit}  # fmt: skip
+
+
+def _claimed(found: list[tuple[Any, ...]]) -> list[InstanceRow]:
+    return [instance_row(r) for r in found]
+
+
 async def _claim(tx: _Tx, op: Claim) -> list[InstanceRow]:
-    again = await tx.rows(Q["claim_repeat"], (op.executor, op.claim_id))
-    if again:
-        return [instance_row(r) for r in again]
-    params = {
-        "executor": op.executor,
-        "claim_id": op.claim_id,
-        "now": op.now,
-        "lease_now": op.lease_now,
-        "limit": op.limit,
-    }
-    return [instance_row(r) for r in await tx.rows(Q["claim_ready"], params)]
+    return _claimed(await tx.rows(Q["claim"], _claim_params(op)))
 
 
 async def _create_many(tx: _Tx, ops: Sequence[CreateInstance]) -> list[bool]:
@@ -402,6 +401,10 @@ def _alone(op: Op) -> Alone | None:
     round trip, prepared once per connection), if it is one; else ``None``."""
     if type(op) is Append:
         return _entry_alone(op)
+    if type(op) is Claim:
+        return Q["claim"], _claim_params(op), _claimed
+    if type(op) is CreateInstance:
+        return Q["instance_create"], insert_params(op.row), bool
     return None
 
 

@@ -86,23 +86,24 @@ SET attempts = excluded.attempts, last_error = excluded.last_error, next_at = ex
 -- name: retries_clear
 DELETE FROM retries WHERE instance_id = %s;
 
--- name: claim_repeat
-SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, actor_id, seq
-FROM instances WHERE owner = %s AND claim_id = %s;
-
--- name: claim_ready
+-- name: claim
+-- One statement (one round trip, alone in its transaction): the rows this claim took
+-- already, if a retried commit finds its first attempt landed (``again``), else new ones.
 -- Ready: pending/waiting and due, or running under an executor whose lease expired or that
 -- has no lease at all. SKIP LOCKED: executors claiming at once take disjoint rows, and a row
 -- its owner is committing to right now (locked by instance_fences) waits for the next claim.
-WITH due AS (
+WITH again AS (
+    SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, actor_id, seq
+    FROM instances WHERE owner = %(executor)s AND claim_id = %(claim_id)s
+), due AS (
     SELECT id, wake_at FROM instances
-    WHERE status IN ('pending', 'waiting') AND wake_at <= %(now)s
+    WHERE status IN ('pending', 'waiting') AND wake_at <= %(now)s AND NOT EXISTS (SELECT 1 FROM again)
     ORDER BY wake_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), orphans AS (
     SELECT i.id, i.wake_at FROM instances AS i
-    WHERE i.status = 'running' AND NOT EXISTS (
+    WHERE i.status = 'running' AND NOT EXISTS (SELECT 1 FROM again) AND NOT EXISTS (
         SELECT 1 FROM executors AS e WHERE e.id = i.owner AND e.expires_at >= %(lease_now)s)
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -110,14 +111,16 @@ WITH due AS (
     SELECT id FROM (SELECT * FROM due UNION ALL SELECT * FROM orphans) AS ready
     ORDER BY wake_at
     LIMIT %(limit)s
+), taken AS (
+    UPDATE instances AS u
+    SET recoveries = u.recoveries + (u.status = 'running')::int,
+        status = 'running', owner = %(executor)s, claim_id = %(claim_id)s, token = u.token + 1,
+        updated_at = %(now)s
+    FROM picked
+    WHERE u.id = picked.id
+    RETURNING u.id, u.name, u.status, u.input, u.output, u.error, u.created_at, u.updated_at, u.wake_at, u.owner, u.token, u.recoveries, u.park_reason, u.cancel_requested, u.waiting_topic, u.run, u.run_input, u.parent_id, u.parent_close, u.deadline, u.actor_id, u.seq
 )
-UPDATE instances AS u
-SET recoveries = u.recoveries + (u.status = 'running')::int,
-    status = 'running', owner = %(executor)s, claim_id = %(claim_id)s, token = u.token + 1,
-    updated_at = %(now)s
-FROM picked
-WHERE u.id = picked.id
-RETURNING u.id, u.name, u.status, u.input, u.output, u.error, u.created_at, u.updated_at, u.wake_at, u.owner, u.token, u.recoveries, u.park_reason, u.cancel_requested, u.waiting_topic, u.run, u.run_input, u.parent_id, u.parent_close, u.deadline, u.actor_id, u.seq;
+SELECT * FROM again UNION ALL SELECT * FROM taken;
 
 -- name: executor_beat
 INSERT INTO executors (id, host, pid, expires_at) VALUES (%s, %s, %s, %s)
