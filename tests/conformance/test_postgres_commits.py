@@ -12,14 +12,19 @@ from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from api.waiting import eventually
 from perdure._model.records import (
     Append,
     AppendOutcome,
+    Claim,
     CreateInstance,
+    Enqueue,
     InstanceRow,
+    InstanceUpdate,
     JournalEntry,
+    Op,
     Status,
 )
 from perdure._store.postgres import PostgresStore
@@ -93,3 +98,48 @@ async def test_step_records_land_only_under_the_current_token(
     assert await pg_store.commit([step_record(1, token=3)]) == [AppendOutcome(ok=False)]
     assert await pg_store.commit([step_record(2, token=4)]) == [AppendOutcome(ok=True)]
     assert [e.position for e in await pg_store.load_journal("w1")] == [0, 2]
+
+
+def call(iid: str, *, owner: str | None) -> InstanceRow:
+    """An actor call of Counter/k, made by the executor ``owner`` (to run it there) or a client."""
+    status = Status.RUNNING if owner else Status.PENDING
+    return InstanceRow(id=iid, name="Counter.add", status=status, input=b"J[]", created_at=NOW,
+                       updated_at=NOW, wake_at=NOW, owner=owner, token=1 if owner else 0,
+                       actor_id="Counter/k")  # fmt: skip
+
+
+def call_end(iid: str, token: int) -> Append:
+    update = InstanceUpdate(status=Status.COMPLETED, updated_at=NOW + 1, output=b"J1", actor_id="Counter/k")
+    return Append(instance_id=iid, token=token, update=update)
+
+
+async def test_other_executors_hear_of_actor_calls_only_when_one_becomes_ready_for_them(
+    pg_store: PostgresStore, postgres_url: str
+) -> None:
+    channel = pg_store._channel
+    async with (
+        await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as listener,
+        await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as marker,
+    ):
+        await listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+
+        async def notified_by(op: Op) -> int:
+            """How many NOTIFYs committing ``op`` sent: those heard before a marker sent after it."""
+            await pg_store.commit([op])
+            await marker.execute("SELECT pg_notify(%s, 'mark')", (channel,))
+            heard = 0
+            async for note in listener.notifies(timeout=10):
+                if note.payload == "mark":
+                    return heard
+                heard += 1
+            raise AssertionError(f"the marker NOTIFY never came ({heard} others did)")
+
+        assert await notified_by(Enqueue(call("Counter/k/1", owner="ex-1"))) == 0, "runs where it was made"
+        assert await notified_by(Enqueue(call("Counter/k/2", owner="ex-2"))) == 0, "queued behind call 1"
+        assert await notified_by(call_end("Counter/k/1", token=1)) == 1, "call 2's turn: ready for anyone"
+        [second] = await pg_store.commit([Claim(executor="ex-2", claim_id="c", now=NOW + 2,
+                                                lease_now=NOW + 2, limit=10)])  # fmt: skip
+        assert isinstance(second, list)
+        assert [r.id for r in second] == ["Counter/k/2"]
+        assert await notified_by(call_end("Counter/k/2", token=second[0].token)) == 0, "no call left"
+        assert await notified_by(Enqueue(call("Counter/k/3", owner=None))) == 1, "a client's call"

@@ -3,14 +3,16 @@
 Writes: ``commit`` runs a batch as one transaction of few round trips whatever
 its size: the fence read, then every write and the COMMIT as one multi-statement
 query (parameters bound client-side). A batch of one operation that is one
-statement (a step's record, a claim, a start made claimed: ``_alone``) runs on its own instead, prepared and bound
-server-side, in autocommit: one round trip and the least client CPU, the hot
-path of sequential steps. Appends lock their instances' rows (``FOR NO KEY
-UPDATE``) before checking the claim token, so a concurrent claim, which moves
-the token, waits or skips them: no stale write lands. Claims take ready rows
-with ``FOR UPDATE SKIP LOCKED``, so executors claiming at once take disjoint
-sets. Commits that make work ready send a NOTIFY; ``subscribe`` listens on
-its own connection and calls back, polling staying the fallback.
+statement (a step's record, a claim, a start or an actor call made claimed:
+``_alone``) runs on its own instead, prepared and bound server-side, in
+autocommit: one round trip and the least client CPU, the hot path of sequential
+steps. Appends lock their instances' rows (``FOR NO KEY UPDATE``) before checking
+the claim token, so a concurrent claim, which moves the token, waits or skips
+them: no stale write lands. Claims take ready rows with ``FOR UPDATE SKIP
+LOCKED``, so executors claiming at once take disjoint sets. Commits that make
+work ready for another executor send a NOTIFY (an actor call's end only if it
+passes the turn to a queued call: ``actor_wake``); ``subscribe`` listens on its
+own connection and calls back, polling staying the fallback.
 
 Errors: connection loss, admin shutdown, serialization failures and deadlocks
 are ``StoreUnavailable`` (the RetryingStore resubmits; every operation is
@@ -297,13 +299,21 @@ def _enqueue_params(row: InstanceRow) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _enqueued(op: Enqueue) -> Callable[[list[tuple[Any, ...]]], EnqueueOutcome]:
+    """How ``actor_enqueue``'s rows make ``op``'s outcome."""
+
+    def outcome(found: list[tuple[Any, ...]]) -> EnqueueOutcome:
+        if not found:
+            return EnqueueOutcome(None)
+        status, *actor = found[0]
+        row = actor_row(actor)
+        return EnqueueOutcome(Status(status), row if row.active == op.row.id else None)
+
+    return outcome
+
+
 async def _enqueue(tx: _Tx, op: Enqueue) -> EnqueueOutcome:
-    found = await tx.rows(Q["actor_enqueue"], _enqueue_params(op.row))
-    if not found:
-        return EnqueueOutcome(None)
-    status, *actor = found[0]
-    row = actor_row(actor)
-    return EnqueueOutcome(Status(status), row if row.active == op.row.id else None)
+    return _enqueued(op)(await tx.rows(Q["actor_enqueue"], _enqueue_params(op.row)))
 
 
 async def _delete_actor(tx: _Tx, op: DeleteActor) -> bool | None:
@@ -403,6 +413,8 @@ def _alone(op: Op) -> Alone | None:
         return _entry_alone(op)
     if type(op) is Claim:
         return Q["claim"], _claim_params(op), _claimed
+    if type(op) is Enqueue:
+        return Q["actor_enqueue"], _enqueue_params(op.row), _enqueued(op)
     if type(op) is CreateInstance:
         return Q["instance_create"], insert_params(op.row), bool
     return None
@@ -449,19 +461,27 @@ must not keep the rows its commit locked (claims skip locked rows), so its insta
 taken over; its COMMIT then fails, and the retry is fenced out."""
 
 
-async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
-    await conn.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'")
+def _configurer(channel: str) -> Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]:
+    """What each new pool connection is set up with: the idle timeout, and the channel its
+    NOTIFYs go to (``wake``, ``actor_wake``), set once here for every statement to read."""
+
+    async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'")
+        await conn.execute(Q["wake_channel_set"], (channel,))
+
+    return configure
 
 
 def wakes_others(batch: Sequence[Op]) -> bool:
     """True if the batch may make work ready for another executor (so it sends a NOTIFY)."""
     for op in batch:
         if isinstance(op, Append):
+            # An actor call's end that passes the turn notifies in SQL (``actor_wake``).
             u = op.update
-            if op.children or op.sends or (u is not None and (u.status is Status.WAITING or u.actor_id)):
-                return True  # ... or an actor call's end: the next call is ready
-        elif isinstance(op, CreateInstance):
-            if op.row.owner is None:
+            if op.children or op.sends or (u is not None and u.status is Status.WAITING):
+                return True
+        elif isinstance(op, (CreateInstance, Enqueue)):
+            if op.row.owner is None:  # else it runs where it was made (or waits for its turn)
                 return True
         elif not isinstance(op, (Claim, Beat)):
             return True
@@ -504,7 +524,7 @@ class PostgresStore:
             timeout=self._timeout,
             open=False,
             name="perdure",
-            configure=_configure,
+            configure=_configurer(self._channel),
         )
         try:
             await pool.open(wait=True, timeout=self._timeout)
@@ -625,7 +645,7 @@ class PostgresStore:
             try:
                 outcomes = await self._apply(tx, batch)
                 if wakes_others(batch):
-                    await tx.run(Q["wake"], (self._channel,))
+                    await tx.run(Q["wake"], None)
                 await tx.commit()
             except BaseException:
                 await tx.rollback()
@@ -659,7 +679,7 @@ class PostgresStore:
                 for query, params in rows.statements(lock=True):
                     await tx.many(Q[query], params)
                 if wakes_others(batch):
-                    await tx.run(Q["wake"], (self._channel,))
+                    await tx.run(Q["wake"], None)
                 found = await tx.commit_reading(at)
             except errors.DivisionByZero:
                 await tx.rollback()

@@ -336,9 +336,13 @@ SELECT min(t) FROM (
     SELECT min(next_at) AS t FROM schedules WHERE paused = 0
 ) AS wakes;
 
+-- name: wake_channel_set
+-- The channel of this schema's wake-ups, for the session's statements that NOTIFY.
+SELECT set_config('perdure.wake_channel', %s, false);
+
 -- name: wake
 -- Tells the other executors on this schema that work may be ready (LISTEN/NOTIFY).
-SELECT pg_notify(%s, '');
+SELECT pg_notify(current_setting('perdure.wake_channel'), '');
 
 -- name: instance_counts
 SELECT status, name, count(*) FROM instances WHERE actor_id IS NULL GROUP BY status, name;
@@ -352,7 +356,9 @@ WITH new AS (
     SELECT %(id)s::text AS id WHERE NOT EXISTS (SELECT 1 FROM instances WHERE id = %(id)s)
 ), turn AS (
     INSERT INTO actors (id, type, key, active, created_at, updated_at)
-    SELECT %(actor)s, %(type)s, %(key)s, new.id, %(now)s, %(now)s FROM new
+    SELECT %(actor)s::text, %(type)s::text, %(key)s::text, new.id, %(now)s::double precision,
+           %(now)s::double precision
+    FROM new
     ON CONFLICT (id) DO UPDATE SET active = coalesce(actors.active, excluded.active)
     RETURNING id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
 ), ins AS (
@@ -360,12 +366,12 @@ WITH new AS (
         (id, name, status, input, created_at, updated_at, wake_at, owner, token, parent_id,
          parent_close, deadline, actor_id)
     SELECT %(id)s, %(name)s,
-           CASE WHEN turn.active = %(id)s THEN %(status)s ELSE 'queued' END,
-           %(input)s, %(now)s, %(now)s,
-           CASE WHEN turn.active = %(id)s THEN %(wake_at)s END,
-           CASE WHEN turn.active = %(id)s THEN %(owner)s END,
-           CASE WHEN turn.active = %(id)s THEN %(token)s ELSE 0 END,
-           %(parent_id)s, %(parent_close)s, %(deadline)s, %(actor)s
+           CASE WHEN turn.active = %(id)s THEN %(status)s::text ELSE 'queued' END,
+           %(input)s::bytea, %(now)s, %(now)s,
+           CASE WHEN turn.active = %(id)s THEN %(wake_at)s::double precision END,
+           CASE WHEN turn.active = %(id)s THEN %(owner)s::text END,
+           CASE WHEN turn.active = %(id)s THEN %(token)s::bigint ELSE 0 END,
+           %(parent_id)s::text, %(parent_close)s::text, %(deadline)s::double precision, %(actor)s
     FROM turn
     ON CONFLICT (id) DO NOTHING
     RETURNING status
@@ -394,8 +400,14 @@ SET invocations = invocations + 1, updated_at = %(now)s,
 WHERE id = %(actor)s AND active = %(id)s;
 
 -- name: actor_wake
-UPDATE instances SET status = 'pending', wake_at = %(now)s, updated_at = %(now)s
-WHERE id = (SELECT active FROM actors WHERE id = %(actor)s) AND status = 'queued';
+-- The next call, if any, is pending now: only then are the other executors told (the end of
+-- a call that passes no turn makes nothing ready; the store sends no NOTIFY for it).
+WITH woke AS (
+    UPDATE instances SET status = 'pending', wake_at = %(now)s, updated_at = %(now)s
+    WHERE id = (SELECT active FROM actors WHERE id = %(actor)s) AND status = 'queued'
+    RETURNING id
+)
+SELECT pg_notify(current_setting('perdure.wake_channel'), '') FROM woke;
 
 -- name: actor_get
 SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
