@@ -15,6 +15,7 @@ import pytest
 from psycopg import sql
 
 from api.waiting import eventually
+from perdure._model.errors import StoreUnavailable
 from perdure._model.records import (
     Append,
     AppendOutcome,
@@ -143,3 +144,19 @@ async def test_other_executors_hear_of_actor_calls_only_when_one_becomes_ready_f
         assert [r.id for r in second] == ["Counter/k/2"]
         assert await notified_by(call_end("Counter/k/2", token=second[0].token)) == 0, "no call left"
         assert await notified_by(Enqueue(call("Counter/k/3", owner=None))) == 1, "a client's call"
+
+
+async def test_commits_after_their_connection_is_cut_go_on_on_a_new_one(
+    pg_store: PostgresStore, postgres_url: str
+) -> None:
+    await running(pg_store, token=1)
+    assert await pg_store.commit([step_record(0, token=1)]) == [AppendOutcome(ok=True)]
+    held = pg_store._committer  # the connection commits keep between them
+    assert held is not None
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+        await admin.execute("SELECT pg_terminate_backend(%s)", (held.info.backend_pid,))
+    with pytest.raises(StoreUnavailable):
+        await pg_store.commit([step_record(1, token=1)])
+    assert await pg_store.commit([step_record(1, token=1)]) == [AppendOutcome(ok=True)]
+    assert pg_store._committer is not held
+    assert [e.position for e in await pg_store.load_journal("w1")] == [0, 1]

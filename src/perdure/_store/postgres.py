@@ -26,8 +26,8 @@ import asyncio
 import logging
 import random
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from itertools import starmap
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -507,6 +507,9 @@ class PostgresStore:
         self._held: str | None = None
         """The executor whose liveness lock the listening session holds (see ``hold_executor``)."""
         self._holding = asyncio.Event()
+        self._committer: psycopg.AsyncConnection[Any] | None = None
+        """The connection commits run on between commits (see ``_commit_conn``)."""
+        self._committing = False
         self._closed = False
 
     # --- connections ---------------------------------------------------------
@@ -560,17 +563,52 @@ class PostgresStore:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
         if self._pool is not None:
+            if self._committer is not None:
+                await self._pool.putconn(self._committer)
+                self._committer = None
             await self._pool.close()
 
     @asynccontextmanager
     async def _conn(self, where: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         if self._closed or self._pool is None:
             raise StoreUnavailable(f"{self.url} is {'closed' if self._closed else 'not open'}")
-        try:
+        with self._errors(where):
             async with self._pool.connection() as conn:
                 yield conn
+
+    @contextmanager
+    def _errors(self, where: str) -> Iterator[None]:
+        """psycopg's and the pool's errors as StoreErrors (see ``map_error``)."""
+        try:
+            yield
         except (PoolTimeout, psycopg.Error) as exc:
             raise map_error(exc, f"{self.url} ({where})", self._secrets) from exc
+
+    @asynccontextmanager
+    async def _commit_conn(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """The connection a commit runs on: one kept out of the pool between commits, which
+        come one at a time from the writer, so the hot path skips the pool's checkout and
+        return. A commit while it is in use (another caller), or with a pool of one (the
+        reads need it), goes through the pool; after an error it goes back to the pool,
+        which discards it if broken."""
+        if self._committing or self.pool_size < 2 or self._pool is None or self._closed:
+            async with self._conn("commit") as conn:
+                yield conn
+            return
+        self._committing = True
+        try:
+            with self._errors("commit"):
+                if self._committer is None or self._committer.closed:
+                    self._committer = await self._pool.getconn()
+                conn = self._committer
+                try:
+                    yield conn
+                except BaseException:
+                    self._committer = None
+                    await self._pool.putconn(conn)
+                    raise
+        finally:
+            self._committing = False
 
     # --- wake-ups ------------------------------------------------------------
 
@@ -640,7 +678,7 @@ class PostgresStore:
             done = await self._commit_appends(batch)  # type: ignore[arg-type]
             if done is not None:
                 return done
-        async with self._conn("commit") as conn:
+        async with self._commit_conn() as conn:
             tx = _Tx(conn)
             try:
                 outcomes = await self._apply(tx, batch)
@@ -655,7 +693,7 @@ class PostgresStore:
     async def _commit_alone(
         self, query: str, params: Any, outcome: Callable[[list[tuple[Any, ...]]], Outcome]
     ) -> Outcome:
-        async with self._conn("commit") as conn:
+        async with self._commit_conn() as conn:
             cur = await conn.execute(query, params, prepare=True)
             return outcome(await cur.fetchall())
 
@@ -667,7 +705,7 @@ class PostgresStore:
         rows = AppendRows()
         for op in batch:
             rows.add(op)
-        async with self._conn("commit") as conn:
+        async with self._commit_conn() as conn:
             tx = _Tx(conn)
             try:
                 at = tx.mark()
