@@ -2,12 +2,17 @@
 
 Writes: ``commit`` runs a batch as one transaction of few round trips whatever
 its size: the fence read, then every write and the COMMIT as one multi-statement
-query (parameters bound client-side). Appends lock their instances' rows (``FOR NO KEY
-UPDATE``) before checking the claim token, so a concurrent claim, which moves
-the token, waits or skips them: no stale write lands. Claims take ready rows
-with ``FOR UPDATE SKIP LOCKED``, so executors claiming at once take disjoint
-sets. Commits that make work ready send a NOTIFY; ``subscribe`` listens on
-its own connection and calls back, polling staying the fallback.
+query (parameters bound client-side). A batch of one operation that is one
+statement (a step's record, a claim, a start or an actor call made claimed:
+``_alone``) runs on its own instead, prepared and bound server-side, in
+autocommit: one round trip and the least client CPU, the hot path of sequential
+steps. Appends lock their instances' rows (``FOR NO KEY UPDATE``) before checking
+the claim token, so a concurrent claim, which moves the token, waits or skips
+them: no stale write lands. Claims take ready rows with ``FOR UPDATE SKIP
+LOCKED``, so executors claiming at once take disjoint sets. Commits that make
+work ready for another executor send a NOTIFY (an actor call's end only if it
+passes the turn to a queued call: ``actor_wake``); ``subscribe`` listens on its
+own connection and calls back, polling staying the fallback.
 
 Errors: connection loss, admin shutdown, serialization failures and deadlocks
 are ``StoreUnavailable`` (the RetryingStore resubmits; every operation is
@@ -21,8 +26,8 @@ import asyncio
 import logging
 import random
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from itertools import starmap
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -261,18 +266,17 @@ class _Tx:
             await self.cur.execute("ROLLBACK")
 
 
+def _claim_params(op: Claim) -> dict[str, Any]:
+    return {"executor": op.executor, "claim_id": op.claim_id, "now": op.now, "lease_now": op.lease_now,
+            "limit": op.limit}  # fmt: skip
+
+
+def _claimed(found: list[tuple[Any, ...]]) -> list[InstanceRow]:
+    return [instance_row(r) for r in found]
+
+
 async def _claim(tx: _Tx, op: Claim) -> list[InstanceRow]:
-    again = await tx.rows(Q["claim_repeat"], (op.executor, op.claim_id))
-    if again:
-        return [instance_row(r) for r in again]
-    params = {
-        "executor": op.executor,
-        "claim_id": op.claim_id,
-        "now": op.now,
-        "lease_now": op.lease_now,
-        "limit": op.limit,
-    }
-    return [instance_row(r) for r in await tx.rows(Q["claim_ready"], params)]
+    return _claimed(await tx.rows(Q["claim"], _claim_params(op)))
 
 
 async def _create_many(tx: _Tx, ops: Sequence[CreateInstance]) -> list[bool]:
@@ -297,13 +301,21 @@ def _enqueue_params(row: InstanceRow) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _enqueued(op: Enqueue) -> Callable[[list[tuple[Any, ...]]], EnqueueOutcome]:
+    """How ``actor_enqueue``'s rows make ``op``'s outcome."""
+
+    def outcome(found: list[tuple[Any, ...]]) -> EnqueueOutcome:
+        if not found:
+            return EnqueueOutcome(None)
+        status, *actor = found[0]
+        row = actor_row(actor)
+        return EnqueueOutcome(Status(status), row if row.active == op.row.id else None)
+
+    return outcome
+
+
 async def _enqueue(tx: _Tx, op: Enqueue) -> EnqueueOutcome:
-    found = await tx.rows(Q["actor_enqueue"], _enqueue_params(op.row))
-    if not found:
-        return EnqueueOutcome(None)
-    status, *actor = found[0]
-    row = actor_row(actor)
-    return EnqueueOutcome(Status(status), row if row.active == op.row.id else None)
+    return _enqueued(op)(await tx.rows(Q["actor_enqueue"], _enqueue_params(op.row)))
 
 
 async def _delete_actor(tx: _Tx, op: DeleteActor) -> bool | None:
@@ -400,6 +412,42 @@ async def _post(tx: _Tx, op: Post) -> bool:
     return delivered
 
 
+Alone = tuple[str, Any, Callable[[list[tuple[Any, ...]]], Outcome]]
+"""A batch of one operation that is one statement: the query, its parameters, and how its
+rows make the outcome."""
+
+
+def _alone(op: Op) -> Alone | None:
+    """``op`` as one statement that commits on its own (autocommit: no BEGIN, no COMMIT, one
+    round trip, prepared once per connection), if it is one; else ``None``."""
+    if type(op) is Append:
+        return _entry_alone(op)
+    if type(op) is Claim:
+        return Q["claim"], _claim_params(op), _claimed
+    if type(op) is Enqueue:
+        return Q["actor_enqueue"], _enqueue_params(op.row), _enqueued(op)
+    if type(op) is CreateInstance:
+        return Q["instance_create"], insert_params(op.row), bool
+    return None
+
+
+def _entry_alone(op: Append) -> Alone | None:
+    """A step's record: one journal entry and nothing else (``append_entry``)."""
+    # Nothing but the entry (compared whole, so that a field added to Append is not missed).
+    if len(op.entries) != 1 or op != Append(instance_id=op.instance_id, token=op.token, entries=op.entries):
+        return None
+    e = op.entries[0]
+    params = (op.instance_id, e.position, e.kind, e.name, int(e.ok), e.result, e.input, e.attempts,
+              e.started_at, e.ended_at, op.token)  # fmt: skip
+
+    def outcome(found: list[tuple[Any, ...]]) -> Outcome:
+        if not found or found[0][0] != op.token:
+            return AppendOutcome(ok=False)
+        return AppendOutcome(ok=True, cancel_requested=bool(found[0][1]))
+
+    return Q["append_entry"], params, outcome
+
+
 _APPLY: dict[type, Callable[[_Tx, Any], Awaitable[Outcome]]] = {
     Claim: _claim,
     Beat: _beat,
@@ -424,24 +472,27 @@ must not keep the rows its commit locked (claims skip locked rows), so its insta
 taken over; its COMMIT then fails, and the retry is fenced out."""
 
 
-async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
-    await conn.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'")
+def _configurer(channel: str) -> Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]:
+    """What each new pool connection is set up with: the idle timeout, and the channel its
+    NOTIFYs go to (``wake``, ``actor_wake``), set once here for every statement to read."""
+
+    async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'")
+        await conn.execute(Q["wake_channel_set"], (channel,))
+
+    return configure
 
 
 def wakes_others(batch: Sequence[Op]) -> bool:
     """True if the batch may make work ready for another executor (so it sends a NOTIFY)."""
     for op in batch:
         if isinstance(op, Append):
+            # An actor call's end that passes the turn notifies in SQL (``actor_wake``).
             u = op.update
-            if (
-                op.children
-                or op.sends
-                or op.mail
-                or (u is not None and (u.status is Status.WAITING or u.actor_id))
-            ):
-                return True  # ... or an actor call's end: the next call is ready
-        elif isinstance(op, CreateInstance):
-            if op.row.owner is None:
+            if op.children or op.sends or op.mail or (u is not None and u.status is Status.WAITING):
+                return True
+        elif isinstance(op, (CreateInstance, Enqueue)):
+            if op.row.owner is None:  # else it runs where it was made (or waits for its turn)
                 return True
         elif not isinstance(op, (Claim, Beat)):
             return True
@@ -467,6 +518,9 @@ class PostgresStore:
         self._held: str | None = None
         """The executor whose liveness lock the listening session holds (see ``hold_executor``)."""
         self._holding = asyncio.Event()
+        self._committer: psycopg.AsyncConnection[Any] | None = None
+        """The connection commits run on between commits (see ``_commit_conn``)."""
+        self._committing = False
         self._closed = False
 
     # --- connections ---------------------------------------------------------
@@ -484,7 +538,7 @@ class PostgresStore:
             timeout=self._timeout,
             open=False,
             name="perdure",
-            configure=_configure,
+            configure=_configurer(self._channel),
         )
         try:
             await pool.open(wait=True, timeout=self._timeout)
@@ -520,17 +574,52 @@ class PostgresStore:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
         if self._pool is not None:
+            if self._committer is not None:
+                await self._pool.putconn(self._committer)
+                self._committer = None
             await self._pool.close()
 
     @asynccontextmanager
     async def _conn(self, where: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         if self._closed or self._pool is None:
             raise StoreUnavailable(f"{self.url} is {'closed' if self._closed else 'not open'}")
-        try:
+        with self._errors(where):
             async with self._pool.connection() as conn:
                 yield conn
+
+    @contextmanager
+    def _errors(self, where: str) -> Iterator[None]:
+        """psycopg's and the pool's errors as StoreErrors (see ``map_error``)."""
+        try:
+            yield
         except (PoolTimeout, psycopg.Error) as exc:
             raise map_error(exc, f"{self.url} ({where})", self._secrets) from exc
+
+    @asynccontextmanager
+    async def _commit_conn(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """The connection a commit runs on: one kept out of the pool between commits, which
+        come one at a time from the writer, so the hot path skips the pool's checkout and
+        return. A commit while it is in use (another caller), or with a pool of one (the
+        reads need it), goes through the pool; after an error it goes back to the pool,
+        which discards it if broken."""
+        if self._committing or self.pool_size < 2 or self._pool is None or self._closed:
+            async with self._conn("commit") as conn:
+                yield conn
+            return
+        self._committing = True
+        try:
+            with self._errors("commit"):
+                if self._committer is None or self._committer.closed:
+                    self._committer = await self._pool.getconn()
+                conn = self._committer
+                try:
+                    yield conn
+                except BaseException:
+                    self._committer = None
+                    await self._pool.putconn(conn)
+                    raise
+        finally:
+            self._committing = False
 
     # --- wake-ups ------------------------------------------------------------
 
@@ -593,21 +682,31 @@ class PostgresStore:
     # --- the write entry -----------------------------------------------------
 
     async def commit(self, batch: Sequence[Op]) -> list[Outcome]:
+        alone = _alone(batch[0]) if len(batch) == 1 and not wakes_others(batch) else None
+        if alone is not None:
+            return [await self._commit_alone(*alone)]
         if all(type(op) is Append for op in batch):
             done = await self._commit_appends(batch)  # type: ignore[arg-type]
             if done is not None:
                 return done
-        async with self._conn("commit") as conn:
+        async with self._commit_conn() as conn:
             tx = _Tx(conn)
             try:
                 outcomes = await self._apply(tx, batch)
                 if wakes_others(batch):
-                    await tx.run(Q["wake"], (self._channel,))
+                    await tx.run(Q["wake"], None)
                 await tx.commit()
             except BaseException:
                 await tx.rollback()
                 raise
             return outcomes
+
+    async def _commit_alone(
+        self, query: str, params: Any, outcome: Callable[[list[tuple[Any, ...]]], Outcome]
+    ) -> Outcome:
+        async with self._commit_conn() as conn:
+            cur = await conn.execute(query, params, prepare=True)
+            return outcome(await cur.fetchall())
 
     async def _commit_appends(self, batch: Sequence[Append]) -> list[Outcome] | None:
         """The hot path in one round trip: lock and check the claim tokens, and write as if
@@ -617,7 +716,7 @@ class PostgresStore:
         rows = AppendRows()
         for op in batch:
             rows.add(op)
-        async with self._conn("commit") as conn:
+        async with self._commit_conn() as conn:
             tx = _Tx(conn)
             try:
                 at = tx.mark()
@@ -629,7 +728,7 @@ class PostgresStore:
                 for query, params in rows.statements(lock=True):
                     await tx.many(Q[query], params)
                 if wakes_others(batch):
-                    await tx.run(Q["wake"], (self._channel,))
+                    await tx.run(Q["wake"], None)
                 found = await tx.commit_reading(at)
             except errors.DivisionByZero:
                 await tx.rollback()

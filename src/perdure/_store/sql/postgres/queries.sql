@@ -47,6 +47,24 @@ SELECT 1 / ((SELECT count(*) FROM instances
              WHERE (id, token) IN (SELECT * FROM unnest(%(ids)s::text[], %(tokens)s::bigint[])))
             = %(n)s)::int;
 
+-- name: append_entry
+-- The hot path, one statement: an instance's claim token locked and checked, and one journal
+-- entry written if it is current. Alone in its (implicit) transaction, prepared once per
+-- connection, so a step costs one round trip and little client CPU. READ COMMITTED: the lock
+-- waits for a claim in flight and then reads the token it wrote, so a stale entry never lands.
+-- Returns the token and cancel flag as locked; no row if the instance does not exist.
+WITH fence AS (
+    SELECT id, token, cancel_requested FROM instances WHERE id = %s FOR NO KEY UPDATE
+), entry AS (
+    INSERT INTO journal
+        (instance_id, position, kind, name, ok, result, input, attempts, started_at, ended_at)
+    SELECT id, %s::integer, %s::text, %s::text, %s::integer, %s::bytea, %s::bytea, %s::integer,
+           %s::double precision, %s::double precision
+    FROM fence WHERE token = %s::bigint
+    ON CONFLICT DO NOTHING
+)
+SELECT token, cancel_requested FROM fence;
+
 -- name: instance_update
 UPDATE instances
 SET status = %s, updated_at = %s, output = %s, error = %s, wake_at = %s, owner = %s, park_reason = %s,
@@ -68,23 +86,24 @@ SET attempts = excluded.attempts, last_error = excluded.last_error, next_at = ex
 -- name: retries_clear
 DELETE FROM retries WHERE instance_id = %s;
 
--- name: claim_repeat
-SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, actor_id, seq
-FROM instances WHERE owner = %s AND claim_id = %s;
-
--- name: claim_ready
+-- name: claim
+-- One statement (one round trip, alone in its transaction): the rows this claim took
+-- already, if a retried commit finds its first attempt landed (``again``), else new ones.
 -- Ready: pending/waiting and due, or running under an executor whose lease expired or that
 -- has no lease at all. SKIP LOCKED: executors claiming at once take disjoint rows, and a row
 -- its owner is committing to right now (locked by instance_fences) waits for the next claim.
-WITH due AS (
+WITH again AS (
+    SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, actor_id, seq
+    FROM instances WHERE owner = %(executor)s AND claim_id = %(claim_id)s
+), due AS (
     SELECT id, wake_at FROM instances
-    WHERE status IN ('pending', 'waiting') AND wake_at <= %(now)s
+    WHERE status IN ('pending', 'waiting') AND wake_at <= %(now)s AND NOT EXISTS (SELECT 1 FROM again)
     ORDER BY wake_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), orphans AS (
     SELECT i.id, i.wake_at FROM instances AS i
-    WHERE i.status = 'running' AND NOT EXISTS (
+    WHERE i.status = 'running' AND NOT EXISTS (SELECT 1 FROM again) AND NOT EXISTS (
         SELECT 1 FROM executors AS e WHERE e.id = i.owner AND e.expires_at >= %(lease_now)s)
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -92,14 +111,16 @@ WITH due AS (
     SELECT id FROM (SELECT * FROM due UNION ALL SELECT * FROM orphans) AS ready
     ORDER BY wake_at
     LIMIT %(limit)s
+), taken AS (
+    UPDATE instances AS u
+    SET recoveries = u.recoveries + (u.status = 'running')::int,
+        status = 'running', owner = %(executor)s, claim_id = %(claim_id)s, token = u.token + 1,
+        updated_at = %(now)s
+    FROM picked
+    WHERE u.id = picked.id
+    RETURNING u.id, u.name, u.status, u.input, u.output, u.error, u.created_at, u.updated_at, u.wake_at, u.owner, u.token, u.recoveries, u.park_reason, u.cancel_requested, u.waiting_topic, u.run, u.run_input, u.parent_id, u.parent_close, u.deadline, u.actor_id, u.seq
 )
-UPDATE instances AS u
-SET recoveries = u.recoveries + (u.status = 'running')::int,
-    status = 'running', owner = %(executor)s, claim_id = %(claim_id)s, token = u.token + 1,
-    updated_at = %(now)s
-FROM picked
-WHERE u.id = picked.id
-RETURNING u.id, u.name, u.status, u.input, u.output, u.error, u.created_at, u.updated_at, u.wake_at, u.owner, u.token, u.recoveries, u.park_reason, u.cancel_requested, u.waiting_topic, u.run, u.run_input, u.parent_id, u.parent_close, u.deadline, u.actor_id, u.seq;
+SELECT * FROM again UNION ALL SELECT * FROM taken;
 
 -- name: executor_beat
 INSERT INTO executors (id, host, pid, expires_at) VALUES (%s, %s, %s, %s)
@@ -318,9 +339,13 @@ SELECT min(t) FROM (
     SELECT min(next_at) AS t FROM schedules WHERE paused = 0
 ) AS wakes;
 
+-- name: wake_channel_set
+-- The channel of this schema's wake-ups, for the session's statements that NOTIFY.
+SELECT set_config('perdure.wake_channel', %s, false);
+
 -- name: wake
 -- Tells the other executors on this schema that work may be ready (LISTEN/NOTIFY).
-SELECT pg_notify(%s, '');
+SELECT pg_notify(current_setting('perdure.wake_channel'), '');
 
 -- name: instance_counts
 SELECT status, name, count(*) FROM instances WHERE actor_id IS NULL GROUP BY status, name;
@@ -334,7 +359,9 @@ WITH new AS (
     SELECT %(id)s::text AS id WHERE NOT EXISTS (SELECT 1 FROM instances WHERE id = %(id)s)
 ), turn AS (
     INSERT INTO actors (id, type, key, active, created_at, updated_at)
-    SELECT %(actor)s, %(type)s, %(key)s, new.id, %(now)s, %(now)s FROM new
+    SELECT %(actor)s::text, %(type)s::text, %(key)s::text, new.id, %(now)s::double precision,
+           %(now)s::double precision
+    FROM new
     ON CONFLICT (id) DO UPDATE SET active = coalesce(actors.active, excluded.active)
     RETURNING id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
 ), ins AS (
@@ -342,12 +369,12 @@ WITH new AS (
         (id, name, status, input, created_at, updated_at, wake_at, owner, token, parent_id,
          parent_close, deadline, actor_id)
     SELECT %(id)s, %(name)s,
-           CASE WHEN turn.active = %(id)s THEN %(status)s ELSE 'queued' END,
-           %(input)s, %(now)s, %(now)s,
-           CASE WHEN turn.active = %(id)s THEN %(wake_at)s END,
-           CASE WHEN turn.active = %(id)s THEN %(owner)s END,
-           CASE WHEN turn.active = %(id)s THEN %(token)s ELSE 0 END,
-           %(parent_id)s, %(parent_close)s, %(deadline)s, %(actor)s
+           CASE WHEN turn.active = %(id)s THEN %(status)s::text ELSE 'queued' END,
+           %(input)s::bytea, %(now)s, %(now)s,
+           CASE WHEN turn.active = %(id)s THEN %(wake_at)s::double precision END,
+           CASE WHEN turn.active = %(id)s THEN %(owner)s::text END,
+           CASE WHEN turn.active = %(id)s THEN %(token)s::bigint ELSE 0 END,
+           %(parent_id)s::text, %(parent_close)s::text, %(deadline)s::double precision, %(actor)s
     FROM turn
     ON CONFLICT (id) DO NOTHING
     RETURNING status
@@ -378,8 +405,14 @@ SET invocations = invocations + 1, updated_at = %(now)s,
 WHERE id = %(actor)s AND active = %(id)s;
 
 -- name: actor_wake
-UPDATE instances SET status = 'pending', wake_at = %(now)s, updated_at = %(now)s
-WHERE id = (SELECT active FROM actors WHERE id = %(actor)s) AND status = 'queued';
+-- The next call, if any, is pending now: only then are the other executors told (the end of
+-- a call that passes no turn makes nothing ready; the store sends no NOTIFY for it).
+WITH woke AS (
+    UPDATE instances SET status = 'pending', wake_at = %(now)s, updated_at = %(now)s
+    WHERE id = (SELECT active FROM actors WHERE id = %(actor)s) AND status = 'queued'
+    RETURNING id
+)
+SELECT pg_notify(current_setting('perdure.wake_channel'), '') FROM woke;
 
 -- name: actor_get
 SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at,

@@ -1,0 +1,162 @@
+"""PostgreSQL only: commits that run as one statement stay fenced against a claim in flight.
+
+A step's record commits as one statement of its own (no explicit transaction): these
+tests take the instance's row lock from another session, as a claim does between
+taking a row and committing its new token, and check what the record does then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from api.waiting import eventually
+from perdure._model.errors import StoreUnavailable
+from perdure._model.records import (
+    Append,
+    AppendOutcome,
+    Claim,
+    CreateInstance,
+    Enqueue,
+    InstanceRow,
+    InstanceUpdate,
+    JournalEntry,
+    Op,
+    Status,
+)
+from perdure._store.postgres import PostgresStore
+
+NOW = 1_700_000_000.0
+
+
+@pytest.fixture
+async def pg_store(postgres_url: str) -> AsyncIterator[PostgresStore]:
+    store = PostgresStore(postgres_url)
+    await store.open()
+    yield store
+    await store.close()
+
+
+def step_record(position: int, token: int) -> Append:
+    entry = JournalEntry(position=position, kind="step", name="charge", ok=True, result=b"J1",
+                         input=b"J[]", attempts=1, started_at=NOW, ended_at=NOW + 1)  # fmt: skip
+    return Append(instance_id="w1", token=token, entries=(entry,))
+
+
+async def running(store: PostgresStore, token: int) -> None:
+    row = InstanceRow(id="w1", name="wf", status=Status.RUNNING, input=b"J[]", created_at=NOW,
+                      updated_at=NOW, wake_at=NOW, owner="ex-1", token=token)  # fmt: skip
+    assert await store.commit([CreateInstance(row)]) == [True]
+
+
+async def waiting_for_a_lock(url: str) -> int:
+    """How many other sessions of this database wait for a row lock now."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE '%%FOR NO KEY UPDATE%%'"
+        )
+        found = await cur.fetchone()
+        assert found is not None
+        return int(found[0])
+
+
+@pytest.mark.parametrize("claim_commits", [True, False], ids=["claim-commits", "claim-rolls-back"])
+async def test_a_step_record_waits_for_a_claim_in_flight_and_lands_only_if_its_token_held(
+    pg_store: PostgresStore, postgres_url: str, claim_commits: bool
+) -> None:
+    await running(pg_store, token=1)
+    async with await psycopg.AsyncConnection.connect(postgres_url) as claimer:
+        # What claim_ready does to a row it takes: lock it, move its token, commit later.
+        await claimer.execute("UPDATE instances SET token = token + 1, owner = 'ex-2' WHERE id = 'w1'")
+        record = asyncio.ensure_future(pg_store.commit([step_record(0, token=1)]))
+        await eventually(lambda: waiting_for_a_lock(postgres_url), lambda n: n >= 1,
+                         what="the step record waiting for the claim's row lock")  # fmt: skip
+        assert not record.done()
+        if claim_commits:
+            await claimer.commit()
+        else:
+            await claimer.rollback()
+        outcome = await asyncio.wait_for(record, 10)
+    journal = await pg_store.load_journal("w1")
+    if claim_commits:
+        assert outcome == [AppendOutcome(ok=False)], "the claim moved the token: the record is stale"
+        assert journal == []
+    else:
+        assert outcome == [AppendOutcome(ok=True)]
+        assert [e.position for e in journal] == [0]
+
+
+async def test_step_records_land_only_under_the_current_token(
+    pg_store: PostgresStore, postgres_url: str
+) -> None:
+    await running(pg_store, token=4)
+    assert await pg_store.commit([step_record(0, token=4)]) == [AppendOutcome(ok=True)]
+    assert await pg_store.commit([step_record(1, token=3)]) == [AppendOutcome(ok=False)]
+    assert await pg_store.commit([step_record(2, token=4)]) == [AppendOutcome(ok=True)]
+    assert [e.position for e in await pg_store.load_journal("w1")] == [0, 2]
+
+
+def call(iid: str, *, owner: str | None) -> InstanceRow:
+    """An actor call of Counter/k, made by the executor ``owner`` (to run it there) or a client."""
+    status = Status.RUNNING if owner else Status.PENDING
+    return InstanceRow(id=iid, name="Counter.add", status=status, input=b"J[]", created_at=NOW,
+                       updated_at=NOW, wake_at=NOW, owner=owner, token=1 if owner else 0,
+                       actor_id="Counter/k")  # fmt: skip
+
+
+def call_end(iid: str, token: int) -> Append:
+    update = InstanceUpdate(status=Status.COMPLETED, updated_at=NOW + 1, output=b"J1", actor_id="Counter/k")
+    return Append(instance_id=iid, token=token, update=update)
+
+
+async def test_other_executors_hear_of_actor_calls_only_when_one_becomes_ready_for_them(
+    pg_store: PostgresStore, postgres_url: str
+) -> None:
+    channel = pg_store._channel
+    async with (
+        await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as listener,
+        await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as marker,
+    ):
+        await listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+
+        async def notified_by(op: Op) -> int:
+            """How many NOTIFYs committing ``op`` sent: those heard before a marker sent after it."""
+            await pg_store.commit([op])
+            await marker.execute("SELECT pg_notify(%s, 'mark')", (channel,))
+            heard = 0
+            async for note in listener.notifies(timeout=10):
+                if note.payload == "mark":
+                    return heard
+                heard += 1
+            raise AssertionError(f"the marker NOTIFY never came ({heard} others did)")
+
+        assert await notified_by(Enqueue(call("Counter/k/1", owner="ex-1"))) == 0, "runs where it was made"
+        assert await notified_by(Enqueue(call("Counter/k/2", owner="ex-2"))) == 0, "queued behind call 1"
+        assert await notified_by(call_end("Counter/k/1", token=1)) == 1, "call 2's turn: ready for anyone"
+        [second] = await pg_store.commit([Claim(executor="ex-2", claim_id="c", now=NOW + 2,
+                                                lease_now=NOW + 2, limit=10)])  # fmt: skip
+        assert isinstance(second, list)
+        assert [r.id for r in second] == ["Counter/k/2"]
+        assert await notified_by(call_end("Counter/k/2", token=second[0].token)) == 0, "no call left"
+        assert await notified_by(Enqueue(call("Counter/k/3", owner=None))) == 1, "a client's call"
+
+
+async def test_commits_after_their_connection_is_cut_go_on_on_a_new_one(
+    pg_store: PostgresStore, postgres_url: str
+) -> None:
+    await running(pg_store, token=1)
+    assert await pg_store.commit([step_record(0, token=1)]) == [AppendOutcome(ok=True)]
+    held = pg_store._committer  # the connection commits keep between them
+    assert held is not None
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+        await admin.execute("SELECT pg_terminate_backend(%s)", (held.info.backend_pid,))
+    with pytest.raises(StoreUnavailable):
+        await pg_store.commit([step_record(1, token=1)])
+    assert await pg_store.commit([step_record(1, token=1)]) == [AppendOutcome(ok=True)]
+    assert pg_store._committer is not held
+    assert [e.position for e in await pg_store.load_journal("w1")] == [0, 1]
