@@ -35,7 +35,11 @@ class ActorHost:
         self.idle_after = idle_after
         self._resident: OrderedDict[str, _Resident] = OrderedDict()
         self._known: dict[str, ActorRow] = {}
-        self.stats = {"actor_activations": 0, "actor_evictions": 0}
+        self.direct: set[str] = set()
+        """Actors a direct call runs on now (see ``direct.py``): another call on them takes the usual path."""
+        self.usual: set[str] = set()
+        """Methods seen using a durable operation: their calls take the usual path at once."""
+        self.stats = {"actor_activations": 0, "actor_evictions": 0, "actor_direct_calls": 0}
 
     @property
     def resident(self) -> int:
@@ -53,6 +57,10 @@ class ActorHost:
         """The resident object of ``actor_id`` at ``revision``, removed from the set."""
         found = self._resident.pop(actor_id, None)
         return found if found is not None and found.revision == revision else None
+
+    def take_any(self, actor_id: str) -> _Resident | None:
+        """The resident object of ``actor_id`` at whatever revision it is, removed from the set."""
+        return self._resident.pop(actor_id, None)
 
     def keep(self, actor_id: str, obj: Any, revision: int, now: float) -> None:
         self._resident[actor_id] = _Resident(obj, revision, now)

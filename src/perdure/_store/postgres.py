@@ -32,6 +32,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from perdure._model import crashpoints
 from perdure._model.errors import (
     IncompatibleDatabase,
     InvalidArgument,
@@ -51,6 +52,7 @@ from perdure._model.records import (
     CreateSchedule,
     DeleteActor,
     DeleteSchedule,
+    DirectCall,
     Enqueue,
     EnqueueOutcome,
     ExecutorRow,
@@ -75,6 +77,7 @@ from perdure._store import migrate
 from perdure._store.rows import (
     AppendRows,
     actor_row,
+    direct_params,
     fence,
     insert_params,
     instance_row,
@@ -304,6 +307,19 @@ async def _enqueue(tx: _Tx, op: Enqueue) -> EnqueueOutcome:
     return EnqueueOutcome(Status(status), row if row.active == op.row.id else None)
 
 
+async def _direct_call(tx: _Tx, op: DirectCall) -> bool | None:
+    if await tx.rows(Q["status_of"], (op.row.id,)):
+        return None
+    query = "actor_direct_create" if op.revision is None else "actor_direct_update"
+    if await tx.count(Q[query], direct_params(op)) != 1:
+        return False
+    crashpoints.hit("actor.direct_mid_commit")
+    await tx.run(Q["instance_insert"], insert_params(op.row))
+    if op.state is not None:
+        await tx.run(Q["invocation_state_size"], {"id": op.row.id, "size": len(op.state)})
+    return True
+
+
 async def _delete_actor(tx: _Tx, op: DeleteActor) -> bool | None:
     if not await tx.rows(Q["actor_get"], (op.actor_id,)):
         return None
@@ -401,6 +417,7 @@ _APPLY: dict[type, Callable[[_Tx, Any], Awaitable[Outcome]]] = {
     PauseSchedule: _pause_schedule,
     DeleteSchedule: _delete_schedule,
     Enqueue: _enqueue,
+    DirectCall: _direct_call,
     DeleteActor: _delete_actor,
 }
 """The non-append operations, by type."""
@@ -426,7 +443,7 @@ def wakes_others(batch: Sequence[Op]) -> bool:
         elif isinstance(op, CreateInstance):
             if op.row.owner is None:
                 return True
-        elif not isinstance(op, (Claim, Beat)):
+        elif not isinstance(op, (Claim, Beat, DirectCall)):  # a direct call readies nothing
             return True
     return False
 

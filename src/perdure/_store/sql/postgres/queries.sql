@@ -376,6 +376,24 @@ WHERE id = %(actor)s AND active = %(id)s;
 UPDATE instances SET status = 'pending', wake_at = %(now)s, updated_at = %(now)s
 WHERE id = (SELECT active FROM actors WHERE id = %(actor)s) AND status = 'queued';
 
+-- name: actor_direct_update
+-- A call that ran directly on an idle actor (DirectCall) ends: recorded only if no call has
+-- the turn and the state is still the one it ran on (the update locks the actor's row, so an
+-- enqueue waits for it or went first).
+UPDATE actors
+SET state = coalesce(%(state)s, state), state_version = coalesce(%(version)s, state_version),
+    revision = %(new_revision)s, invocations = invocations + 1, updated_at = %(now)s
+WHERE id = %(actor)s AND active IS NULL AND revision = %(revision)s;
+
+-- name: actor_direct_create
+-- The first call of an actor ran directly (DirectCall): the actor with its state, unless
+-- another call created it meanwhile.
+INSERT INTO actors
+    (id, type, key, state, state_version, revision, invocations, created_at, updated_at)
+VALUES (%(actor)s, %(type)s, %(key)s, %(state)s, coalesce(%(version)s, 0), %(new_revision)s, 1,
+        %(now)s, %(now)s)
+ON CONFLICT (id) DO NOTHING;
+
 -- name: actor_get
 SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
 FROM actors WHERE id = %s;
