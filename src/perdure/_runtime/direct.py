@@ -20,6 +20,9 @@ be durable here and its later calls take the usual path at once.
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 import msgspec
 
 from perdure._codec import serializer
@@ -29,13 +32,14 @@ from perdure._model import crashpoints
 from perdure._model.definitions import Definition, Kind
 from perdure._model.records import ActorRow, DirectCall, InstanceRow, Status
 from perdure._runtime.actors import ActorSession
-from perdure._runtime.runner import Activation, LeaveDirect, Runtime, decode_input
+from perdure._runtime.runner import Activation, LeaveDirect, Runtime
 
 
-async def call_direct(rt: Runtime, row: InstanceRow) -> InstanceRow | None:
-    """Run the call ``row`` (an actor invocation, not stored) directly: its ended row as
-    recorded, or ``None`` when it must take the usual path (nothing of it was recorded,
-    unless a retried commit found its first attempt landed: the usual path finds it)."""
+async def call_direct(rt: Runtime, row: InstanceRow, arguments: dict[str, Any]) -> InstanceRow | None:
+    """Run the call ``row`` (an actor invocation, not stored; ``arguments``: its input decoded)
+    directly: its ended row as recorded, or ``None`` when it must take the usual path (nothing
+    of it was recorded, unless a retried commit found its first attempt landed: the usual path
+    finds it)."""
     host = rt.actors
     method = rt.registry.find(Kind.METHOD, row.name)
     actor_id = row.actor_id
@@ -46,12 +50,14 @@ async def call_direct(rt: Runtime, row: InstanceRow) -> InstanceRow | None:
         return None
     host.direct.add(actor_id)
     try:
-        return await _call(rt, row, spec, method)
+        return await _call(rt, row, spec, method, arguments)
     finally:
         host.direct.discard(actor_id)
 
 
-async def _call(rt: Runtime, row: InstanceRow, spec: Definition, method: Definition) -> InstanceRow | None:
+async def _call(
+    rt: Runtime, row: InstanceRow, spec: Definition, method: Definition, arguments: dict[str, Any]
+) -> InstanceRow | None:
     assert row.actor_id is not None
     found = await _session(rt, spec, row.actor_id)
     if found is None:
@@ -60,7 +66,8 @@ async def _call(rt: Runtime, row: InstanceRow, spec: Definition, method: Definit
     act = Activation(rt, row, method, Cursor([]), [])
     act.actor = session
     act.direct = True
-    args, kwargs = decode_input(rt, method, row.input)
+    bound = inspect.BoundArguments(method.signature, arguments)
+    args, kwargs = bound.args, bound.kwargs
     try:
         value = await act._run_code(args, kwargs)
     except LeaveDirect:

@@ -398,12 +398,12 @@ class Executor:
         if row.owner == self.id and row.status is Status.RUNNING:
             self.run(row)
 
-    async def call_direct(self, row: InstanceRow) -> InstanceRow | None:
+    async def call_direct(self, row: InstanceRow, arguments: dict[str, Any]) -> InstanceRow | None:
         """Run a client's actor call ``row`` at once, recorded in one commit, if its actor is
         idle (see ``direct.py``): its ended row, or ``None`` to enqueue it the usual way."""
         if self._stopping:
             return None
-        return await direct.call_direct(self.rt, row)
+        return await direct.call_direct(self.rt, row, arguments)
 
     def local(self, instance_id: str) -> Activation | None:
         """The activation of ``instance_id`` if this executor has it loaded."""
