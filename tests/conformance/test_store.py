@@ -827,3 +827,11 @@ async def test_a_direct_call_is_recorded_only_on_an_idle_actor_at_its_revision(s
     actor = await store.get_actor("Counter/d")
     assert actor is not None
     assert (actor.state, actor.revision, actor.invocations) == (b'J{"value":2}', 2, 4)
+
+
+async def test_actors_are_read_many_at_once(store: Store) -> None:
+    assert await commit1(store, direct("Counter/a/1", None, b"J1", actor="Counter/a")) is True
+    assert await commit1(store, direct("Counter/b/1", None, b"J2", actor="Counter/b")) is True
+    found = await store.get_actors(["Counter/b", "Counter/none", "Counter/a"])
+    assert sorted((a.id, a.state) for a in found) == [("Counter/a", b"J1"), ("Counter/b", b"J2")]
+    assert await store.get_actors([]) == []

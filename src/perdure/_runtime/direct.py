@@ -120,7 +120,7 @@ async def _session(rt: Runtime, spec: Definition, actor_id: str) -> tuple[ActorS
         session = ActorSession(spec, _unread(spec, actor_id, key, resident.revision), resident)
         session.state = state_codec.encode(resident.obj, f"actor {actor_id!r}")
         return session, resident.revision
-    row = await rt.store.get_actor(actor_id)
+    row = await rt.actor_reads.get(actor_id)
     if row is not None and row.active is not None:
         return None
     try:

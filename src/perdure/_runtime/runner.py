@@ -56,7 +56,7 @@ from perdure._model.records import (
 )
 from perdure._model.stats import Stats
 from perdure._runtime import context
-from perdure._runtime.actors import ActorHost, ActorSession
+from perdure._runtime.actors import ActorHost, ActorReads, ActorSession
 from perdure._runtime.attempts import INVOKE, Command, Record, WaitUntil, attempts
 from perdure._runtime.clock import Clock
 from perdure._runtime.ready import Ready
@@ -88,6 +88,11 @@ class Runtime:
     types: dict[int, tuple[dict[str, Any], Any]] = field(default_factory=dict)
     stats: Stats = field(default_factory=Stats)
     """Counters for ``/metrics``: each step that ends adds its latency and retries."""
+    actor_reads: ActorReads = field(init=False)
+    """Actor rows read many at once (direct calls to actors that are not resident)."""
+
+    def __post_init__(self) -> None:
+        self.actor_reads = ActorReads(self.store)
 
     def hints(self, defn: Definition) -> tuple[dict[str, Any], Any]:
         """Parameter types and return type of ``defn``, resolved once."""

@@ -761,6 +761,10 @@ class PostgresStore:
         found = await self._fetch("get_actor", Q["actor_get"], (actor_id,))
         return actor_row(found[0]) if found else None
 
+    async def get_actors(self, actor_ids: Sequence[str]) -> list[ActorRow]:
+        found = await self._fetch("get_actors", Q["actor_get_many"], (list(actor_ids),))
+        return [actor_row(r) for r in found]
+
     async def list_actors(
         self,
         *,

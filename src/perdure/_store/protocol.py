@@ -83,6 +83,9 @@ class Store(Protocol):
 
     async def get_actor(self, actor_id: str) -> ActorRow | None: ...
 
+    async def get_actors(self, actor_ids: Sequence[str]) -> list[ActorRow]:
+        """The actors of those ids that exist, in any order."""
+
     async def list_actors(
         self,
         *,

@@ -586,6 +586,12 @@ class SQLiteStore:
 
         return await self._read(q, "get_actor")
 
+    async def get_actors(self, actor_ids: Sequence[str]) -> list[ActorRow]:
+        ids = msgspec.json.encode(list(actor_ids)).decode()
+        return await self._read(
+            lambda c: [actor_row(r) for r in c.execute(Q["actor_get_many"], (ids,))], "get_actors"
+        )
+
     async def list_actors(
         self,
         *,

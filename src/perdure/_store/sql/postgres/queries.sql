@@ -398,6 +398,11 @@ ON CONFLICT (id) DO NOTHING;
 SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
 FROM actors WHERE id = %s;
 
+-- name: actor_get_many
+-- Actors by id: one read for many calls.
+SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
+FROM actors WHERE id = ANY(%s);
+
 -- name: actor_list
 -- By id (type, then key); the cursor is the last id seen.
 SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at

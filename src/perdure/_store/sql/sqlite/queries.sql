@@ -310,6 +310,11 @@ VALUES (:actor, :type, :key, :state, coalesce(:version, 0), :new_revision, 1, :n
 SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
 FROM actors WHERE id = ?;
 
+-- name: actor_get_many
+-- Actors by id (a JSON array): one read for many calls.
+SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
+FROM actors WHERE id IN (SELECT value FROM json_each(?));
+
 -- name: actor_list
 -- By type and key; the cursor is the last id seen.
 SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
