@@ -116,7 +116,11 @@ def test_replay_recovers_the_recorded_journal() -> None:
 
 def test_actors_reports_calls_per_second_latency_and_exact_states() -> None:
     [doc] = bench("actors", "--actors", "300", "--random-calls", "30", "--resident", "50", "--runs", "1")
-    check_shape(doc, "W6 actors", {"invocations_per_s", "random_p50_ms", "random_p99_ms", "rss_after_mb"})
+    check_shape(
+        doc,
+        "W6 actors",
+        {"invocations_per_s", "random_p50_ms", "random_p99_ms", "rss_after_mb", "cpu_us_per_call"},
+    )
     figures = doc["figures"]
     assert figures["bad_states"] == 0
     assert figures["actors_resident"] <= 50

@@ -17,6 +17,7 @@ from perdure._model.records import (
     Claim,
     CreateInstance,
     DeleteActor,
+    DirectCall,
     Enqueue,
     EnqueueOutcome,
     ExpireExecutor,
@@ -882,3 +883,51 @@ async def test_senders_to_one_mailbox_at_once_each_get_their_own_sequence_number
     actor = await store.get_actor("Counter/k")
     assert actor is not None
     assert actor.pending == 20
+
+
+# --- direct actor calls ------------------------------------------------------------
+
+
+def direct(iid: str, revision: int | None, state: bytes | None, actor: str = "Counter/d") -> DirectCall:
+    ended = msgspec.structs.replace(
+        invocation(iid, actor=actor, status=Status.COMPLETED, wake_at=None), output=b"J1"
+    )
+    return DirectCall(row=ended, revision=revision, state=state, state_version=3)
+
+
+async def test_a_direct_call_is_recorded_only_on_an_idle_actor_at_its_revision(store: Store) -> None:
+    assert await commit1(store, direct("Counter/d/1", None, b'J{"value":1}')) is True  # creates it
+    assert (
+        await commit1(store, direct("Counter/d/1", None, b'J{"value":1}')) is None
+    )  # retried: the id exists
+    assert await commit1(store, direct("Counter/d/2", None, b'J{"value":9}')) is False  # it exists now
+    assert await commit1(store, direct("Counter/d/2", 0, b'J{"value":9}')) is False  # a stale revision
+    assert await commit1(store, direct("Counter/d/2", 1, None)) is True  # unchanged state: kept
+    actor = await store.get_actor("Counter/d")
+    assert actor is not None
+    assert (actor.state, actor.state_version, actor.revision, actor.invocations, actor.active) == (
+        b'J{"value":1}', 3, 1, 2, None,
+    )  # fmt: skip
+    oplog = (await store.actor_oplog("Counter/d", limit=10, cursor=None)).items
+    assert [(e.id, e.status, e.state_size) for e in oplog] == [
+        ("Counter/d/1", Status.COMPLETED, len(b'J{"value":1}')),
+        ("Counter/d/2", Status.COMPLETED, None),
+    ]
+    # A call that has the turn makes the actor busy: a direct call is refused until it ends.
+    busy = invocation("Counter/d/3", actor="Counter/d", status=Status.RUNNING, owner="ex-1", token=1)
+    assert await enqueue(store, busy) is Status.RUNNING
+    assert await commit1(store, direct("Counter/d/4", 1, b'J{"value":2}')) is False
+    assert await store.get_instance("Counter/d/4") is None  # refused: nothing of it written
+    await end(store, busy, state=None)
+    assert await commit1(store, direct("Counter/d/4", 1, b'J{"value":2}')) is True
+    actor = await store.get_actor("Counter/d")
+    assert actor is not None
+    assert (actor.state, actor.revision, actor.invocations) == (b'J{"value":2}', 2, 4)
+
+
+async def test_actors_are_read_many_at_once(store: Store) -> None:
+    assert await commit1(store, direct("Counter/a/1", None, b"J1", actor="Counter/a")) is True
+    assert await commit1(store, direct("Counter/b/1", None, b"J2", actor="Counter/b")) is True
+    found = await store.get_actors(["Counter/b", "Counter/none", "Counter/a"])
+    assert sorted((a.id, a.state) for a in found) == [("Counter/a", b"J1"), ("Counter/b", b"J2")]
+    assert await store.get_actors([]) == []

@@ -14,7 +14,10 @@ command finds them again, waits for every result and writes a JSON summary to
 - ``counters``: workflows ``w0`` ... ``w{N-1}`` each call ``Counter(k).add(1)``
   ``--calls`` times over ``--keys`` keys (``k = (w + c) % keys``), alternating an
   awaited call and an enqueued one. The summary holds every counter's state.
-
+- ``direct``: this process, as a client, calls ``Counter(k).add(1)`` ``--calls`` times
+  over ``--keys`` keys, one after the other (direct calls, see ``_runtime/direct.py``),
+  appending each acknowledged key to ``--acks``. The summary holds every counter's
+  state and how many completed calls each one's oplog shows.
 - ``mailbox``: the call ``Tally/t/gather`` (enqueued under an idempotency key) takes
   ``--calls`` messages from its actor's mailbox; workflow ``feed`` sends them with
   ``perdure.send_actor``, running the step ``between`` halfway (``--pause`` blocks
@@ -131,6 +134,28 @@ async def count(w: int, calls: int, keys: int) -> int:
     return calls
 
 
+async def call_directly(engine: perdure.Engine, opts: argparse.Namespace) -> dict[str, object]:
+    with open(opts.acks, "a") as acks:  # noqa: ASYNC230 - each ack is on disk before the next call
+        for c in range(opts.calls):
+            key = f"k{c % opts.keys}"
+            await engine.actor(Counter, key).add(1)
+            acks.write(key + "\n")
+            acks.flush()
+    actors = (await engine.list_actors(type=Counter, limit=1000)).items
+    counters = {a.key: (await engine.actor_state(Counter, a.key))["value"] for a in actors}
+    completed = {
+        a.key: sum(
+            e.status is perdure.Status.COMPLETED for e in (await engine.actor_oplog(Counter, a.key)).items
+        )
+        for a in actors
+    }
+    return {
+        "counters": counters,
+        "completed": completed,
+        "invocations": {a.key: a.invocations for a in actors},
+    }
+
+
 async def main(opts: argparse.Namespace) -> dict[str, object]:
     async with perdure.Engine(f"sqlite:///{opts.db}", registry=reg, poll_interval=0.05) as engine:
         summary: dict[str, object]
@@ -147,6 +172,8 @@ async def main(opts: argparse.Namespace) -> dict[str, object]:
             result = await engine.invocation_result(call)
             info = await engine.actor_info(Tally, "t")
             summary = {"result": result, "state": await engine.actor_state(Tally, "t"), "left": info.messages}
+        elif opts.mode == "direct":
+            summary = await call_directly(engine, opts)
         else:
             handles = [
                 await engine.start(count, w, opts.calls, opts.keys, id=f"w{w}") for w in range(opts.workflows)
@@ -165,8 +192,9 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--db", required=True)
     p.add_argument("--done", required=True)
-    p.add_argument("--mode", choices=["checkout", "counters", "mailbox"], required=True)
+    p.add_argument("--mode", choices=["checkout", "counters", "direct", "mailbox"], required=True)
     p.add_argument("--pause")
+    p.add_argument("--acks")
     p.add_argument("--workflows", type=int, default=4)
     p.add_argument("--calls", type=int, default=10)
     p.add_argument("--keys", type=int, default=3)

@@ -10,6 +10,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +114,26 @@ def test_mailbox_messages_are_sent_and_taken_once_under_random_crash_points(
     assert (done["result"], done["left"]) == (list(range(8)), 0), f"seed {seed}, {crashes} crashes"
     assert done["state"] == {"seen": list(range(8))}
     assert crashes > 0, f"seed {seed}: no crash point fired; the run proved nothing"
+
+
+@pytest.mark.parametrize(
+    ("point", "recorded"), [("actor.direct_mid_commit", 4), ("actor.after_state_commit", 5)]
+)
+def test_a_crash_in_a_direct_call_keeps_state_and_record_together(
+    tmp_path: Path, point: str, recorded: int
+) -> None:
+    """The fifth direct call dies inside its commit (nothing of it lands) or right after it
+    (all of it lands, unanswered): either way each counter equals its recorded calls."""
+    acks = tmp_path / "acks.txt"
+    crashing = spawn(tmp_path, "direct", "--calls", "12", "--keys", "3", "--acks", str(acks),
+                     "--crashpoint", f"{point}@5")  # fmt: skip
+    assert crashing.wait(60) in CRASHED, crashing.output()
+    assert acks.read_text().split() == ["k0", "k1", "k2", "k0"]  # the fifth call was never answered
+
+    after = spawn(tmp_path, "direct", "--calls", "0", "--acks", str(acks))
+    assert after.wait(60) == 0, after.output()
+    done = summary(tmp_path)
+    assert sum(done["counters"].values()) == recorded
+    assert done["counters"] == done["completed"] == done["invocations"]
+    with sqlite3.connect(tmp_path / "actors.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)

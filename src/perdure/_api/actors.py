@@ -15,7 +15,8 @@ import asyncio
 import contextlib
 import functools
 import inspect
-import uuid
+import os
+import random
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, Literal, ParamSpec,
 
 from perdure._api.core import EngineCore
 from perdure._api.handles import ErrorDetails
-from perdure._api.ops import client_sender_key, encode_arguments, encode_message
+from perdure._api.ops import client_sender_key, encode_arguments, encode_checked, encode_message
 from perdure._codec import serializer
 from perdure._model.definitions import Definition, Kind, Registry, check_name, default_registry
 from perdure._model.errors import (
@@ -58,6 +59,15 @@ P = ParamSpec("P")
 R = TypeVar("R")
 ActorStatus = Literal["idle", "busy"]
 _NO_RETRY = RetryPolicy(max_attempts=1)
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)  # a forked child must not repeat the parent's ids
+
+
+def _call_id() -> str:
+    """32 random hex digits for a client call without an idempotency key: unique, not secret
+    (the oplog shows them), and drawn without a system call, which on the loop's thread would
+    give up the GIL to whatever thread runs a method or a commit."""
+    return f"{_ids.getrandbits(128):032x}"
 
 
 # --- the decorator ------------------------------------------------------------------
@@ -522,7 +532,7 @@ class ActorMethods:
         core: EngineCore = self  # type: ignore[assignment]
         writer = core._ready()
         aid = actor_id(spec, key)
-        data = encode_arguments(method, args, kwargs)
+        data, values = encode_checked(method, args, kwargs)
         if not spec.durable:
             if not wait:
                 raise InvalidArgument(
@@ -531,9 +541,17 @@ class ActorMethods:
             return await _run_ephemeral(spec, key, method, data)
         if idempotency_key is not None:
             check_name("idempotency key", idempotency_key)
-        iid = f"{aid}/{idempotency_key if idempotency_key is not None else uuid.uuid4().hex}"
+        iid = f"{aid}/{idempotency_key if idempotency_key is not None else _call_id()}"
         now = core.clock.now()
         ex = core._executor
+        if ex is not None and wait and idempotency_key is None:
+            # Most calls find their actor idle: run at once, one commit (see direct.py).
+            call = InstanceRow(id=iid, name=method.name, status=Status.PENDING, input=data,
+                               created_at=now, updated_at=now, actor_id=aid)  # fmt: skip
+            ended = await ex.call_direct(call, values)
+            if ended is not None:
+                return _outcome(aid, method, ended)
+            now = core.clock.now()
         ours = ex is not None and ex.reserve(iid)
         row = InstanceRow(id=iid, name=method.name, status=Status.RUNNING if ours else Status.PENDING,
                           input=data, created_at=now, updated_at=now, wake_at=now,

@@ -242,25 +242,32 @@ def continue_as_new(*args: Any, **kwargs: Any) -> NoReturn:
 
 def encode_arguments(defn: Definition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
     """The input payload of ``defn(*args, **kwargs)``; ``InvalidArgument`` naming what is wrong."""
+    return encode_checked(defn, args, kwargs)[0]
+
+
+def encode_checked(
+    defn: Definition, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[bytes, dict[str, Any]]:
+    """``encode_arguments``, and the arguments as the runner will decode them (they are decoded
+    here to check them: a caller that runs the call at once need not decode them again)."""
     try:
-        bound = defn.signature.bind(*args, **kwargs)
+        arguments = _bind(defn.signature, args, kwargs)
     except TypeError as exc:
         raise InvalidArgument(
             f"wrong arguments for {defn.kind} {defn.name!r}{defn.signature}: {exc}"
         ) from None
     try:
-        data = serializer.encode_input(bound.arguments)
+        data = serializer.encode_input(arguments)
         # What the runner will decode must decode now: a value that does not fit its annotation
         # (a str for an int, NaN for a float) would otherwise park the instance at its first run.
-        serializer.decode_input(defn.signature, defn.hints(), data)
-        return data
+        return data, serializer.decode_input(defn.signature, defn.hints(), data)
     except ValueError as exc:  # msgspec.ValidationError
         raise InvalidArgument(
             f"arguments of {defn.kind} {defn.name!r} do not fit its annotations: {exc}; pass values "
             "of the annotated types (NaN and infinity are not JSON numbers)"
         ) from None
     except (TypeError, OverflowError):
-        for arg_name, value in bound.arguments.items():
+        for arg_name, value in arguments.items():
             try:
                 serializer.encode(value)
             except (TypeError, OverflowError) as exc:
@@ -269,6 +276,23 @@ def encode_arguments(defn: Definition, args: tuple[Any, ...], kwargs: dict[str, 
                     "pass JSON-like values, dataclasses, msgspec Structs, datetimes, UUIDs or bytes"
                 ) from None
         raise
+
+
+_plain: dict[int, tuple[inspect.Signature, tuple[str, ...] | None]] = {}
+
+
+def _bind(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``signature.bind(*args, **kwargs).arguments``; without the general binder for the usual
+    call (every parameter given by position, none of them special), which is most of its cost."""
+    found = _plain.get(id(signature))
+    if found is None or found[0] is not signature:
+        params = signature.parameters.values()
+        plain = all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params)
+        found = _plain[id(signature)] = (signature, tuple(signature.parameters) if plain else None)
+    names = found[1]
+    if names is not None and not kwargs and len(args) == len(names):
+        return dict(zip(names, args, strict=True))
+    return signature.bind(*args, **kwargs).arguments
 
 
 ParentClose = Literal["terminate", "request_cancel", "abandon"]

@@ -5,7 +5,8 @@ chunks), so every actor is created, runs once and saves its state; with more
 actors than the resident limit, most of them are evicted by the end. Phase two
 makes calls one after the other on random keys, mostly evicted ones (restored
 from their saved state): their latency is measured. The executor's RSS is read
-after both. Every counter is checked at the end against the calls made.
+after both, and the CPU time each phase took per call. Every counter is checked at the end
+against the calls made.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections import Counter as Tally
 from pathlib import Path
 
 import perdure
-from perdure._cli.workloads import REG, Figures, Params, engine_at, quantile, rss_mb
+from perdure._cli.workloads import REG, Figures, Params, cpu_s, engine_at, quantile, rss_mb
 
 CHUNK = 2000
 
@@ -39,20 +40,22 @@ async def _actors(p: Params, db: Path) -> Figures:
         await engine.actor(Counter, "warm-up").add(1)
         gc.collect()
         rss0 = rss_mb()
-        t0 = time.perf_counter()
+        cpu0, t0 = cpu_s(), time.perf_counter()
         for first in range(0, n, CHUNK):
             keys = range(first, min(n, first + CHUNK))
             await asyncio.gather(*(engine.actor(Counter, f"k{i}").add(1) for i in keys))
-        created = time.perf_counter() - t0
+        created, cpu1 = time.perf_counter() - t0, cpu_s()
         gc.collect()
         rss1 = rss_mb()
         rng = random.Random(6)
         picked = [rng.randrange(n) for _ in range(calls)]
         lat: list[float] = []
+        cpu2 = cpu_s()
         for i in picked:
             t = time.perf_counter()
             await engine.actor(Counter, f"k{i}").add(1)
             lat.append(time.perf_counter() - t)
+        cpu3 = cpu_s()
         gc.collect()
         rss2 = rss_mb()
         stats = engine.executor_stats
@@ -66,6 +69,8 @@ async def _actors(p: Params, db: Path) -> Figures:
         "create_all_s": round(created, 2),
         "random_p50_ms": round(quantile(lat, 0.5) * 1e3, 3),
         "random_p99_ms": round(quantile(lat, 0.99) * 1e3, 3),
+        "cpu_us_per_call": round((cpu1 - cpu0) / n * 1e6, 1),
+        "random_cpu_us_per_call": round((cpu3 - cpu2) / calls * 1e6, 1),
         "rss_before_mb": round(rss0, 1),
         "rss_after_create_mb": round(rss1, 1),
         "rss_after_mb": round(rss2, 1),

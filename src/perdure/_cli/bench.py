@@ -118,7 +118,9 @@ MEASURED = {
         "is N over the wall time of that phase; then M calls one after the other on random keys, most "
         "of them evicted (a resident limit below N): random_p50_ms/p99_ms per call, from the call to "
         "its result; rss_after_mb is the process's RSS after both phases (engine in process, after "
-        "gc); bad_states counts sampled actors whose saved count differs from the calls made"
+        "gc); cpu_us_per_call and random_cpu_us_per_call are the process's CPU time (all threads) "
+        "over each phase divided by its calls; bad_states counts sampled actors whose saved count "
+        "differs from the calls made"
     ),
 }
 WORST = frozenset({"lost_workflows", "missing_effects", "bad_results", "bad_states"})

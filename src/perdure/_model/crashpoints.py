@@ -24,6 +24,7 @@ KNOWN = frozenset(
         "recovery.mid_loop",  # recovery has started some claimed instances, not all
         "shutdown.mid_drain",  # graceful shutdown is waiting for running instances
         "actor.after_state_commit",  # an actor call's end and new state committed, not yet answered
+        "actor.direct_mid_commit",  # a direct actor call's actor row written, its call not yet, no commit
         # Reached once its feature lands (durable timers):
         "timer.after_fire_before_commit",
     }

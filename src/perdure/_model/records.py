@@ -320,6 +320,22 @@ class EnqueueOutcome(msgspec.Struct, frozen=True):
     before this one ends), so that running it needs no read."""
 
 
+class DirectCall(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """An actor call that ran at once on an idle actor, recorded whole: the ended invocation
+    ``row`` (terminal, ``row.actor_id`` set), the actor's new state (``None``: unchanged) and
+    one more invocation ended, only if no call has the actor's turn and its revision is still
+    ``revision`` (``None``: the actor must not exist yet). Otherwise nothing is written.
+
+    Outcome: ``True`` if recorded, ``False`` if the actor moved on, ``None`` if the id existed
+    (a retried commit whose first attempt landed).
+    """
+
+    row: InstanceRow
+    revision: int | None
+    state: bytes | None
+    state_version: int
+
+
 class DeleteActor(msgspec.Struct, frozen=True, tag=True):
     """Delete an actor, its state and its invocations' records, unless one is pending or
     running. Outcome: ``True`` if deleted, ``False`` if busy, ``None`` if no such actor."""
@@ -381,6 +397,7 @@ Op = (
     | PauseSchedule
     | DeleteSchedule
     | Enqueue
+    | DirectCall
     | DeleteActor
     | Post
 )

@@ -10,6 +10,7 @@ equals the stored state. A failed or interrupted invocation drops its object.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from perdure._codec import state as state_codec
 from perdure._model.definitions import Definition
 from perdure._model.records import ActorRow
+from perdure._store.protocol import Store
 
 
 @dataclass(slots=True)
@@ -35,7 +37,11 @@ class ActorHost:
         self.idle_after = idle_after
         self._resident: OrderedDict[str, _Resident] = OrderedDict()
         self._known: dict[str, ActorRow] = {}
-        self.stats = {"actor_activations": 0, "actor_evictions": 0}
+        self.direct: set[str] = set()
+        """Actors a direct call runs on now (see ``direct.py``): another call on them takes the usual path."""
+        self.usual: set[str] = set()
+        """Methods seen using a durable operation: their calls take the usual path at once."""
+        self.stats = {"actor_activations": 0, "actor_evictions": 0, "actor_direct_calls": 0}
 
     @property
     def resident(self) -> int:
@@ -54,6 +60,10 @@ class ActorHost:
         found = self._resident.pop(actor_id, None)
         return found if found is not None and found.revision == revision else None
 
+    def take_any(self, actor_id: str) -> _Resident | None:
+        """The resident object of ``actor_id`` at whatever revision it is, removed from the set."""
+        return self._resident.pop(actor_id, None)
+
     def keep(self, actor_id: str, obj: Any, revision: int, now: float) -> None:
         self._resident[actor_id] = _Resident(obj, revision, now)
         while len(self._resident) > self.max_resident:
@@ -69,6 +79,46 @@ class ActorHost:
                 break
             del self._resident[actor_id]
             self.stats["actor_evictions"] += 1
+
+
+class ActorReads:
+    """Actor rows asked for in one pass of the event loop, read in one query: a burst of
+    calls to actors that are not resident costs one read (and one hop to a reader thread),
+    not one each."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._asked: dict[str, list[asyncio.Future[ActorRow | None]]] = {}
+        self._reading: set[asyncio.Task[None]] = set()
+
+    def get(self, actor_id: str) -> asyncio.Future[ActorRow | None]:
+        """The row of ``actor_id`` (``None``: no such actor), read with the others asked for now."""
+        loop = asyncio.get_running_loop()
+        if not self._asked:
+            loop.call_soon(self._read)  # after the callbacks of this pass: they may ask too
+        fut: asyncio.Future[ActorRow | None] = loop.create_future()
+        self._asked.setdefault(actor_id, []).append(fut)
+        return fut
+
+    def _read(self) -> None:
+        asked, self._asked = self._asked, {}
+        task = asyncio.get_running_loop().create_task(self._answer(asked))
+        self._reading.add(task)
+        task.add_done_callback(self._reading.discard)
+
+    async def _answer(self, asked: dict[str, list[asyncio.Future[ActorRow | None]]]) -> None:
+        try:
+            rows = {row.id: row for row in await self._store.get_actors(list(asked))}
+        except Exception as exc:  # noqa: BLE001 - handed to every caller that asked
+            for futs in asked.values():
+                for fut in futs:
+                    if not fut.done():
+                        fut.set_exception(exc)
+            return
+        for actor_id, futs in asked.items():
+            for fut in futs:
+                if not fut.done():
+                    fut.set_result(rows.get(actor_id))
 
 
 class ActorSession:

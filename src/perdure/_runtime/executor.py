@@ -33,7 +33,7 @@ from perdure._model.records import (
     InstanceUpdate,
     Status,
 )
-from perdure._runtime import schedules
+from perdure._runtime import direct, schedules
 from perdure._runtime.clock import SystemClock
 from perdure._runtime.leases import Liveness, LocalLock, host_name
 from perdure._runtime.runner import Activation, End, Runtime, load
@@ -407,6 +407,13 @@ class Executor:
         as for ``run``, read before that commit."""
         if row.owner == self.id and row.status is Status.RUNNING:
             self.run(row, epoch=epoch)
+
+    async def call_direct(self, row: InstanceRow, arguments: dict[str, Any]) -> InstanceRow | None:
+        """Run a client's actor call ``row`` at once, recorded in one commit, if its actor is
+        idle (see ``direct.py``): its ended row, or ``None`` to enqueue it the usual way."""
+        if self._stopping:
+            return None
+        return await direct.call_direct(self.rt, row, arguments)
 
     def local(self, instance_id: str) -> Activation | None:
         """The activation of ``instance_id`` if this executor has it loaded."""

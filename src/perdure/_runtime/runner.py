@@ -56,7 +56,7 @@ from perdure._model.records import (
 )
 from perdure._model.stats import Stats
 from perdure._runtime import context
-from perdure._runtime.actors import ActorHost, ActorSession
+from perdure._runtime.actors import ActorHost, ActorReads, ActorSession
 from perdure._runtime.attempts import INVOKE, Command, Record, WaitUntil, attempts
 from perdure._runtime.clock import Clock
 from perdure._runtime.ready import Ready
@@ -88,6 +88,11 @@ class Runtime:
     types: dict[int, tuple[dict[str, Any], Any]] = field(default_factory=dict)
     stats: Stats = field(default_factory=Stats)
     """Counters for ``/metrics``: each step that ends adds its latency and retries."""
+    actor_reads: ActorReads = field(init=False)
+    """Actor rows read many at once (direct calls to actors that are not resident)."""
+
+    def __post_init__(self) -> None:
+        self.actor_reads = ActorReads(self.store)
 
     def hints(self, defn: Definition) -> tuple[dict[str, Any], Any]:
         """Parameter types and return type of ``defn``, resolved once."""
@@ -167,12 +172,21 @@ class Activation:
         """Step result decoders by step name, with the definition they are for (see ``_result_decoder``)."""
         self.actor: ActorSession | None = None
         """An actor invocation: the actor whose method ``defn`` is."""
+        self.direct = False
+        """A direct actor call (see ``direct.py``): not stored yet, so the first durable
+        operation raises ``LeaveDirect`` instead of recording anything."""
 
     # --- helpers for operations ----------------------------------------------
 
     def quiet(self) -> bool:
         """Nothing for ``check`` to raise: the condition of the replay fast path too."""
-        return self.broken is None and self.suspending is None and not self.timed_out and not self.draining
+        return (
+            self.broken is None
+            and self.suspending is None
+            and not self.timed_out
+            and not self.draining
+            and not self.direct
+        )
 
     def check(self) -> None:
         # quiet() must be true exactly when nothing here raises (timeouts aside in read-only).
@@ -187,6 +201,8 @@ class Activation:
             raise self.suspending
         if self.draining:
             self.suspend(self.rt.clock.now())
+        if self.direct:
+            raise LeaveDirect
 
     def suspend(self, wake_at: float | None, topic: str | None = None) -> NoReturn:
         """Unload the instance: raise ``Suspend``, and again at every later operation."""
@@ -760,6 +776,11 @@ class Activation:
                 revision = session.revision + (actor_state is not None)
                 self.rt.actors.keep(session.actor_id, session.obj, revision, self.rt.clock.now())
         return End(status.value) if ok else End.STALE
+
+
+class LeaveDirect(BaseException):
+    """A direct actor call reached a durable operation: it stops there, nothing recorded, and
+    the call takes the usual path (a ``BaseException``, so ``except Exception`` lets it pass)."""
 
 
 class _QueryStop(BaseException):

@@ -25,6 +25,7 @@ from perdure._model.stats import Histogram
 ACTOR_COUNTERS = {
     "actor_activations": "Actor objects made in memory by this executor: first calls, and restores after eviction",
     "actor_evictions": "Actor objects this executor dropped from memory (least recently used, or idle)",
+    "actor_direct_calls": "Actor calls from clients run at once on an idle actor and recorded in one commit",
 }
 
 

@@ -152,6 +152,9 @@ class FaultyStore:
     async def get_actor(self, actor_id: str) -> ActorRow | None:
         return await self._call(lambda: self.inner.get_actor(actor_id), writes=False)
 
+    async def get_actors(self, actor_ids: Sequence[str]) -> list[ActorRow]:
+        return await self._call(lambda: self.inner.get_actors(actor_ids), writes=False)
+
     async def list_actors(
         self,
         *,

@@ -37,6 +37,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from perdure._model import crashpoints
 from perdure._model.errors import (
     IncompatibleDatabase,
     InvalidArgument,
@@ -56,6 +57,7 @@ from perdure._model.records import (
     CreateSchedule,
     DeleteActor,
     DeleteSchedule,
+    DirectCall,
     Enqueue,
     EnqueueOutcome,
     ExecutorRow,
@@ -81,6 +83,7 @@ from perdure._store import migrate
 from perdure._store.rows import (
     AppendRows,
     actor_row,
+    direct_params,
     fence,
     insert_params,
     instance_row,
@@ -318,6 +321,19 @@ async def _enqueue(tx: _Tx, op: Enqueue) -> EnqueueOutcome:
     return _enqueued(op)(await tx.rows(Q["actor_enqueue"], _enqueue_params(op.row)))
 
 
+async def _direct_call(tx: _Tx, op: DirectCall) -> bool | None:
+    if await tx.rows(Q["status_of"], (op.row.id,)):
+        return None
+    query = "actor_direct_create" if op.revision is None else "actor_direct_update"
+    if await tx.count(Q[query], direct_params(op)) != 1:
+        return False
+    crashpoints.hit("actor.direct_mid_commit")
+    await tx.run(Q["instance_insert"], insert_params(op.row))
+    if op.state is not None:
+        await tx.run(Q["invocation_state_size"], {"id": op.row.id, "size": len(op.state)})
+    return True
+
+
 async def _delete_actor(tx: _Tx, op: DeleteActor) -> bool | None:
     if not await tx.rows(Q["actor_get"], (op.actor_id,)):
         return None
@@ -460,6 +476,7 @@ _APPLY: dict[type, Callable[[_Tx, Any], Awaitable[Outcome]]] = {
     PauseSchedule: _pause_schedule,
     DeleteSchedule: _delete_schedule,
     Enqueue: _enqueue,
+    DirectCall: _direct_call,
     DeleteActor: _delete_actor,
     Post: _post,
 }
@@ -494,7 +511,7 @@ def wakes_others(batch: Sequence[Op]) -> bool:
         elif isinstance(op, (CreateInstance, Enqueue)):
             if op.row.owner is None:  # else it runs where it was made (or waits for its turn)
                 return True
-        elif not isinstance(op, (Claim, Beat)):
+        elif not isinstance(op, (Claim, Beat, DirectCall)):  # a direct call readies nothing
             return True
     return False
 
@@ -862,6 +879,10 @@ class PostgresStore:
     async def get_actor(self, actor_id: str) -> ActorRow | None:
         found = await self._fetch("get_actor", Q["actor_get"], (actor_id,))
         return actor_row(found[0]) if found else None
+
+    async def get_actors(self, actor_ids: Sequence[str]) -> list[ActorRow]:
+        found = await self._fetch("get_actors", Q["actor_get_many"], (list(actor_ids),))
+        return [actor_row(r) for r in found]
 
     async def list_actors(
         self,

@@ -86,6 +86,10 @@ class Store(Protocol):
 
     async def get_actor(self, actor_id: str) -> ActorRow | None: ...
 
+    async def get_actors(self, actor_ids: Sequence[str]) -> list[ActorRow]:
+        """The actors of those ids that exist, in any order; for running calls, so without the
+        count of messages in their mailboxes (``pending`` is 0: read ``get_actor`` for it)."""
+
     async def list_actors(
         self,
         *,

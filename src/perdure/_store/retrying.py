@@ -127,6 +127,9 @@ class RetryingStore:
     async def get_actor(self, actor_id: str) -> ActorRow | None:
         return await self._retry(lambda: self.inner.get_actor(actor_id))
 
+    async def get_actors(self, actor_ids: Sequence[str]) -> list[ActorRow]:
+        return await self._retry(lambda: self.inner.get_actors(actor_ids))
+
     async def list_actors(
         self,
         *,

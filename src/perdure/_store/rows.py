@@ -16,6 +16,7 @@ from perdure._model.records import (
     ActorRow,
     Append,
     AppendOutcome,
+    DirectCall,
     InstanceRow,
     Message,
     OplogRow,
@@ -75,6 +76,19 @@ def insert_params(r: InstanceRow) -> tuple[Any, ...]:
     return (r.id, r.name, r.status.value, r.input, r.output, r.error, r.created_at, r.updated_at,
             r.wake_at, r.owner, r.token, r.recoveries, r.park_reason, int(r.cancel_requested),
             r.parent_id, r.parent_close, r.deadline, r.actor_id)  # fmt: skip
+
+
+def direct_params(op: DirectCall) -> dict[str, Any]:
+    """The parameters of ``actor_direct_update`` and ``actor_direct_create``."""
+    actor = op.row.actor_id
+    assert actor is not None
+    type_, key = actor.split("/", 1)
+    changed = op.state is not None
+    return {
+        "actor": actor, "type": type_, "key": key, "state": op.state,
+        "version": op.state_version if changed else None, "revision": op.revision,
+        "new_revision": (op.revision or 0) + changed, "now": op.row.updated_at,
+    }  # fmt: skip
 
 
 def message_params(m: Message) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
 
+from perdure._model import crashpoints
 from perdure._model.errors import (
     IncompatibleDatabase,
     InvalidArgument,
@@ -39,6 +40,7 @@ from perdure._model.records import (
     CreateSchedule,
     DeleteActor,
     DeleteSchedule,
+    DirectCall,
     Enqueue,
     EnqueueOutcome,
     ExecutorRow,
@@ -63,6 +65,7 @@ from perdure._model.records import (
 from perdure._store import migrate
 from perdure._store.rows import (
     actor_row,
+    direct_params,
     fence,
     insert_params,
     instance_row,
@@ -158,6 +161,19 @@ def _enqueue(conn: sqlite3.Connection, row: InstanceRow) -> EnqueueOutcome:
         row = msgspec.structs.replace(row, status=Status.QUEUED, owner=None, token=0, wake_at=None)
     conn.execute(Q["instance_insert"], insert_params(row))
     return EnqueueOutcome(row.status, found if found.active == row.id else None)
+
+
+def _direct_call(conn: sqlite3.Connection, op: DirectCall) -> bool | None:
+    if conn.execute(Q["status_of"], (op.row.id,)).fetchone() is not None:
+        return None
+    query = "actor_direct_create" if op.revision is None else "actor_direct_update"
+    if conn.execute(Q[query], direct_params(op)).rowcount != 1:
+        return False
+    crashpoints.hit("actor.direct_mid_commit")
+    conn.execute(Q["instance_insert"], insert_params(op.row))
+    if op.state is not None:
+        conn.execute(Q["invocation_state_size"], {"id": op.row.id, "size": len(op.state)})
+    return True
 
 
 def _delete_actor(conn: sqlite3.Connection, op: DeleteActor) -> bool | None:
@@ -260,6 +276,7 @@ _APPLY: dict[type, Callable[[sqlite3.Connection, Any], Outcome]] = {
     PauseSchedule: _pause_schedule,
     DeleteSchedule: _delete_schedule,
     Enqueue: lambda conn, op: _enqueue(conn, op.row),
+    DirectCall: _direct_call,
     DeleteActor: _delete_actor,
     Post: _post,
 }
@@ -584,6 +601,12 @@ class SQLiteStore:
             return None if row is None else actor_row(row)
 
         return await self._read(q, "get_actor")
+
+    async def get_actors(self, actor_ids: Sequence[str]) -> list[ActorRow]:
+        ids = msgspec.json.encode(list(actor_ids)).decode()
+        return await self._read(
+            lambda c: [actor_row(r) for r in c.execute(Q["actor_get_many"], (ids,))], "get_actors"
+        )
 
     async def list_actors(
         self,

@@ -414,10 +414,34 @@ WITH woke AS (
 )
 SELECT pg_notify(current_setting('perdure.wake_channel'), '') FROM woke;
 
+-- name: actor_direct_update
+-- A call that ran directly on an idle actor (DirectCall) ends: recorded only if no call has
+-- the turn and the state is still the one it ran on (the update locks the actor's row, so an
+-- enqueue waits for it or went first).
+UPDATE actors
+SET state = coalesce(%(state)s, state), state_version = coalesce(%(version)s, state_version),
+    revision = %(new_revision)s, invocations = invocations + 1, updated_at = %(now)s
+WHERE id = %(actor)s AND active IS NULL AND revision = %(revision)s;
+
+-- name: actor_direct_create
+-- The first call of an actor ran directly (DirectCall): the actor with its state, unless
+-- another call created it meanwhile.
+INSERT INTO actors
+    (id, type, key, state, state_version, revision, invocations, created_at, updated_at)
+VALUES (%(actor)s, %(type)s, %(key)s, %(state)s, coalesce(%(version)s, 0), %(new_revision)s, 1,
+        %(now)s, %(now)s)
+ON CONFLICT (id) DO NOTHING;
+
 -- name: actor_get
 SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at,
        (SELECT count(*) FROM actor_messages AS m WHERE m.actor_id = actors.id AND m.consumed = 0)
 FROM actors WHERE id = %s;
+
+-- name: actor_get_many
+-- Actors by id: one read for many calls.
+-- Without the mailbox count (actor_row makes it 0): running calls do not need it.
+SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
+FROM actors WHERE id = ANY(%s);
 
 -- name: actor_list
 -- By id (type, then key); the cursor is the last id seen.

@@ -294,10 +294,31 @@ WHERE id = :actor AND active = :id;
 UPDATE instances SET status = 'pending', wake_at = :now, updated_at = :now
 WHERE id = (SELECT active FROM actors WHERE id = :actor) AND status = 'queued';
 
+-- name: actor_direct_update
+-- A call that ran directly on an idle actor (DirectCall) ends: recorded only if no call has
+-- the turn and the state is still the one it ran on.
+UPDATE actors
+SET state = coalesce(:state, state), state_version = coalesce(:version, state_version),
+    revision = :new_revision, invocations = invocations + 1, updated_at = :now
+WHERE id = :actor AND active IS NULL AND revision = :revision;
+
+-- name: actor_direct_create
+-- The first call of an actor ran directly (DirectCall): the actor with its state, unless
+-- another call created it meanwhile.
+INSERT OR IGNORE INTO actors
+    (id, type, key, state, state_version, revision, invocations, created_at, updated_at)
+VALUES (:actor, :type, :key, :state, coalesce(:version, 0), :new_revision, 1, :now, :now);
+
 -- name: actor_get
 SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at,
        (SELECT count(*) FROM actor_messages AS m WHERE m.actor_id = actors.id AND m.consumed = 0)
 FROM actors WHERE id = ?;
+
+-- name: actor_get_many
+-- Actors by id (a JSON array): one read for many calls.
+-- Without the mailbox count (actor_row makes it 0): running calls do not need it.
+SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at
+FROM actors WHERE id IN (SELECT value FROM json_each(?));
 
 -- name: actor_list
 -- By type and key; the cursor is the last id seen.
