@@ -145,6 +145,26 @@ async def test_other_executors_hear_of_actor_calls_only_when_one_becomes_ready_f
         assert await notified_by(call_end("Counter/k/2", token=second[0].token)) == 0, "no call left"
         assert await notified_by(Enqueue(call("Counter/k/3", owner=None))) == 1, "a client's call"
 
+        # A child's end tells the others only if its parent waits for it (the parent is due).
+        for child, parent_waits in (("c1", False), ("c2", True)):
+            parent, running_child = (
+                InstanceRow(id=iid, name="wf", status=Status.RUNNING, input=b"J[]", created_at=NOW,
+                            updated_at=NOW, owner="ex-1", token=1, parent_id=up)
+                for iid, up in ((f"p-{child}", None), (child, f"p-{child}"))
+            )  # fmt: skip
+            assert (
+                await pg_store.commit([CreateInstance(parent), CreateInstance(running_child)]) == [True] * 2
+            )
+            topic = f"__child__:{child}" if parent_waits else "something else"
+            wait = InstanceUpdate(status=Status.WAITING, updated_at=NOW, waiting_topic=topic)
+            await notified_by(Append(instance_id=parent.id, token=1, update=wait))  # (news, heard here)
+            end = InstanceUpdate(status=Status.COMPLETED, updated_at=NOW + 1, output=b"J1")
+            told = await notified_by(Append(instance_id=child, token=1, update=end))
+            assert told == int(parent_waits), f"parent waits: {parent_waits}"
+            found = await pg_store.get_instance(parent.id)
+            assert found is not None
+            assert (found.wake_at == NOW + 1) is parent_waits
+
 
 async def test_commits_after_their_connection_is_cut_go_on_on_a_new_one(
     pg_store: PostgresStore, postgres_url: str

@@ -232,10 +232,15 @@ WHERE id = %(id)s AND status = 'waiting'
                     AND c.status IN ('completed', 'failed', 'cancelled')));
 
 -- name: parent_wake
--- A child ended: its parent, if waiting for it, is due now.
-UPDATE instances SET wake_at = %(now)s
-WHERE id = (SELECT parent_id FROM instances WHERE id = %(id)s)
-  AND status = 'waiting' AND waiting_topic = '__child__:' || %(id)s;
+-- A child ended: its parent, if waiting for it, is due now, and the other executors are told
+-- (the parent may be anybody's to claim; a child's end that wakes nobody sends no NOTIFY).
+WITH woke AS (
+    UPDATE instances SET wake_at = %(now)s
+    WHERE id = (SELECT parent_id FROM instances WHERE id = %(id)s)
+      AND status = 'waiting' AND waiting_topic = '__child__:' || %(id)s
+    RETURNING id
+)
+SELECT pg_notify(current_setting('perdure.wake_channel'), '') FROM woke;
 
 -- name: message_consume
 UPDATE messages SET consumed = 1 WHERE instance_id = %s AND topic = %s AND seq = %s;
