@@ -172,9 +172,8 @@ def _direct_call(conn: sqlite3.Connection, op: DirectCall) -> bool | None:
     if conn.execute(Q[query], direct_params(op)).rowcount != 1:
         return False
     crashpoints.hit("actor.direct_mid_commit")
-    conn.execute(Q["instance_insert"], insert_params(op.row))
-    if op.state is not None:
-        conn.execute(Q["invocation_state_size"], {"id": op.row.id, "size": len(op.state)})
+    size = None if op.state is None else len(op.state)
+    conn.execute(Q["direct_invocation_insert"], (*insert_params(op.row), size))
     return True
 
 
