@@ -55,6 +55,7 @@ from perdure._model.stats import Stats
 from perdure._runtime.actors import ActorHost
 from perdure._runtime.clock import Clock, SystemClock
 from perdure._runtime.executor import Executor
+from perdure._runtime.handoff import MethodThreads
 from perdure._runtime.leases import Liveness
 from perdure._runtime.runner import Runtime, answer_query
 from perdure._store.faulty import FaultyStore, parse_faults
@@ -203,6 +204,7 @@ class Engine(ScheduleMethods, ActorMethods):
         self._stats = Stats()
         self._executor: Executor | None = None
         self._pools: list[ThreadPoolExecutor] = []
+        self._methods: MethodThreads | None = None
         self._rt: Runtime | None = None
         self._waiters: dict[str, list[asyncio.Future[InstanceRow]]] = {}
         self._poke = asyncio.Event()
@@ -231,6 +233,7 @@ class Engine(ScheduleMethods, ActorMethods):
                 ThreadPoolExecutor(self._threads[0], thread_name_prefix="perdure-workflow"),
                 ThreadPoolExecutor(self._threads[1], thread_name_prefix="perdure-step"),
             ]
+            self._methods = MethodThreads(self._threads[0], "perdure-method")
             rt = self._rt = Runtime(
                 store=self._store,
                 writer=self._writer,
@@ -238,6 +241,7 @@ class Engine(ScheduleMethods, ActorMethods):
                 clock=self.clock,
                 workflow_threads=self._pools[0],
                 step_threads=self._pools[1],
+                method_threads=self._methods,
                 unload_after=float(self._options["unload_after"]),
                 actors=ActorHost(
                     int(self._options["max_resident_actors"]), float(self._options["actor_idle_after"])
@@ -271,6 +275,8 @@ class Engine(ScheduleMethods, ActorMethods):
             await self._writer.close()
         for pool in self._pools:
             pool.shutdown(wait=False, cancel_futures=True)
+        if self._methods is not None:
+            self._methods.shutdown()
         await self._store.close()
 
     async def __aenter__(self) -> Engine:
