@@ -132,7 +132,8 @@ class Engine(ScheduleMethods, ActorMethods):
         poll_interval: seconds between looks for work started by other processes.
         max_active: instances driven at once (their memory is the executor's peak).
         max_recoveries: crash recoveries before an instance parks as poison.
-        workflow_threads / step_threads: sizes of the pools ``def`` code runs in.
+        workflow_threads / step_threads: sizes of the pools ``def`` code runs in (the
+            ``def`` methods of direct actor calls have threads of their own, as many).
         busy_timeout: seconds to wait for a database lock before giving up.
         store_retry_deadline: seconds to keep retrying a transiently failing database.
         max_resident_actors: actor objects kept in memory between calls (least recently
