@@ -190,3 +190,48 @@ async def test_a_durable_operation_in_init_takes_the_usual_path(db_url: str) -> 
     assert state["calls"] == 2
     assert isinstance(state["created"], str)
     assert [e.status for e in oplog] == [perdure.Status.COMPLETED] * 2
+
+
+latch = threading.Event()
+
+
+@perdure.actor(registry=reg)
+class Latch:
+    def __init__(self, key: str) -> None:
+        self.opened = False
+
+    def wait_open(self) -> bool:
+        self.opened = latch.wait(30)  # blocks its thread, never the loop
+        return self.opened
+
+    def open(self) -> bool:
+        latch.set()
+        return True
+
+
+async def test_a_blocking_method_holds_only_its_own_thread(db_url: str) -> None:
+    """A direct call's def method runs in a thread of its own: while one blocks, calls on other
+    actors run (one of them unblocks it) and the engine answers."""
+    latch.clear()
+    async with perdure.Engine(db_url, registry=reg) as engine:
+        blocked = asyncio.ensure_future(engine.actor(Latch, "waits").wait_open())
+        assert await engine.actor(Account, "meanwhile").deposit(5) == 5
+        assert not blocked.done()
+        assert await engine.actor(Latch, "opens").open() is True
+        assert await blocked is True
+        state = await engine.actor_state(Latch, "waits")
+    assert state == {"opened": True}
+
+
+async def test_closing_the_engine_ends_the_method_threads(db_url: str) -> None:
+    def method_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("perdure-method")}
+
+    async def left() -> set[threading.Thread]:
+        return method_threads() - before
+
+    before = method_threads()  # other engines' threads, still ending
+    async with perdure.Engine(db_url, registry=reg) as engine:
+        await asyncio.gather(*(engine.actor(Account, f"t{i}").deposit(1) for i in range(10)))
+        assert await left()  # the calls ran in method threads
+    await eventually(left, lambda alive: not alive, what="the method threads to end")

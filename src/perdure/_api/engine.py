@@ -55,6 +55,7 @@ from perdure._model.stats import Stats
 from perdure._runtime.actors import ActorHost
 from perdure._runtime.clock import Clock, SystemClock
 from perdure._runtime.executor import Executor
+from perdure._runtime.handoff import MethodThreads
 from perdure._runtime.leases import Liveness
 from perdure._runtime.runner import Runtime, answer_query
 from perdure._store.faulty import FaultyStore, parse_faults
@@ -131,7 +132,8 @@ class Engine(ScheduleMethods, ActorMethods):
         poll_interval: seconds between looks for work started by other processes.
         max_active: instances driven at once (their memory is the executor's peak).
         max_recoveries: crash recoveries before an instance parks as poison.
-        workflow_threads / step_threads: sizes of the pools ``def`` code runs in.
+        workflow_threads / step_threads: sizes of the pools ``def`` code runs in (the
+            ``def`` methods of direct actor calls have threads of their own, as many).
         busy_timeout: seconds to wait for a database lock before giving up.
         store_retry_deadline: seconds to keep retrying a transiently failing database.
         max_resident_actors: actor objects kept in memory between calls (least recently
@@ -203,6 +205,7 @@ class Engine(ScheduleMethods, ActorMethods):
         self._stats = Stats()
         self._executor: Executor | None = None
         self._pools: list[ThreadPoolExecutor] = []
+        self._methods: MethodThreads | None = None
         self._rt: Runtime | None = None
         self._waiters: dict[str, list[asyncio.Future[InstanceRow]]] = {}
         self._poke = asyncio.Event()
@@ -231,6 +234,7 @@ class Engine(ScheduleMethods, ActorMethods):
                 ThreadPoolExecutor(self._threads[0], thread_name_prefix="perdure-workflow"),
                 ThreadPoolExecutor(self._threads[1], thread_name_prefix="perdure-step"),
             ]
+            self._methods = MethodThreads(self._threads[0], "perdure-method")
             rt = self._rt = Runtime(
                 store=self._store,
                 writer=self._writer,
@@ -238,6 +242,7 @@ class Engine(ScheduleMethods, ActorMethods):
                 clock=self.clock,
                 workflow_threads=self._pools[0],
                 step_threads=self._pools[1],
+                method_threads=self._methods,
                 unload_after=float(self._options["unload_after"]),
                 actors=ActorHost(
                     int(self._options["max_resident_actors"]), float(self._options["actor_idle_after"])
@@ -271,6 +276,8 @@ class Engine(ScheduleMethods, ActorMethods):
             await self._writer.close()
         for pool in self._pools:
             pool.shutdown(wait=False, cancel_futures=True)
+        if self._methods is not None:
+            self._methods.shutdown()
         await self._store.close()
 
     async def __aenter__(self) -> Engine:

@@ -59,6 +59,7 @@ from perdure._runtime import context
 from perdure._runtime.actors import ActorHost, ActorReads, ActorSession
 from perdure._runtime.attempts import INVOKE, Command, Record, WaitUntil, attempts
 from perdure._runtime.clock import Clock
+from perdure._runtime.handoff import MethodThreads
 from perdure._runtime.ready import Ready
 from perdure._store.protocol import Store
 
@@ -88,6 +89,8 @@ class Runtime:
     types: dict[int, tuple[dict[str, Any], Any]] = field(default_factory=dict)
     stats: Stats = field(default_factory=Stats)
     """Counters for ``/metrics``: each step that ends adds its latency and retries."""
+    method_threads: MethodThreads | None = None
+    """Where the ``def`` methods of direct actor calls run (``None``: in ``workflow_threads``)."""
     actor_reads: ActorReads = field(init=False)
     """Actor rows read many at once (direct calls to actors that are not resident)."""
 
@@ -706,6 +709,8 @@ class Activation:
             ctx.run(context.activation.set, self)
             self.task = self.loop.create_task(fn(*args, **kwargs), context=ctx)
             return await self.task
+        if self.direct and self.rt.method_threads is not None:
+            return await self.rt.method_threads.run(_as_activation, self, fn, args, kwargs)
         return await self.loop.run_in_executor(
             self.rt.workflow_threads, _as_activation, self, fn, args, kwargs
         )

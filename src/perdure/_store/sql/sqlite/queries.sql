@@ -309,6 +309,16 @@ INSERT OR IGNORE INTO actors
     (id, type, key, state, state_version, revision, invocations, created_at, updated_at)
 VALUES (:actor, :type, :key, :state, coalesce(:version, 0), :new_revision, 1, :now, :now);
 
+-- name: direct_invocation_insert
+-- The call of a DirectCall, ended, with the size of the state it saved (NULL: unchanged):
+-- instance_insert and invocation_state_size in one statement.
+INSERT OR IGNORE INTO instances
+    (id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token,
+     recoveries, park_reason, cancel_requested, parent_id, parent_close, deadline, actor_id,
+     state_size, seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+        (SELECT coalesce(max(seq), 0) + 1 FROM instances));
+
 -- name: actor_get
 SELECT id, type, key, state, state_version, revision, active, invocations, created_at, updated_at,
        (SELECT count(*) FROM actor_messages AS m WHERE m.actor_id = actors.id AND m.consumed = 0)
