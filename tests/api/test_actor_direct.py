@@ -115,22 +115,30 @@ async def test_a_call_on_an_idle_actor_is_recorded_whole_in_one_commit(db_url: s
     assert sizes[2:] == [None, None]  # unchanged by peek; the failed call saved nothing
 
 
-async def test_a_state_changed_by_another_executor_sends_the_call_the_usual_way(db_url: str) -> None:
+async def test_a_state_changed_by_another_executor_sends_the_call_the_usual_way(
+    db_url: str, store_faults: str
+) -> None:
     """Engine a holds the actor in memory; engine b changes it; a's direct call, run on its
     stale copy, must not be recorded: it runs again on the stored state."""
     async with (
         perdure.Engine(db_url, registry=reg, poll_interval=0.02) as a,
         perdure.Engine(db_url, registry=reg, poll_interval=0.02) as b,
     ):
-        assert await a.actor(Account, "shared").deposit(1) == 1  # resident in a
+        assert await a.actor(Account, "shared").deposit(1) == 1
+        # Resident in a; with faults on, an ambiguous commit may have sent the call the usual
+        # way instead, which leaves nothing in memory: then there is no stale copy to test.
+        stale = a.executor_stats["actors_resident"] == 1
+        assert stale or store_faults == "faults"
         assert await b.actor(Account, "shared").deposit(10) == 11
         before = a.executor_stats
         assert await a.actor(Account, "shared").deposit(100) == 111
         after = a.executor_stats
         state = await a.actor_state(Account, "shared")
     assert state == {"balance": 111, "history": [1, 10, 100]}
-    assert after["actor_direct_calls"] == before["actor_direct_calls"]  # the direct commit was refused
-    assert after["activations"] == before["activations"] + 1  # and the call ran the usual way
+    if stale:
+        assert after["actor_direct_calls"] == before["actor_direct_calls"]  # the direct commit was refused
+        ran = after["activations"] - before["activations"]  # and the call ran the usual way:
+        assert ran == 1 if store_faults == "clean" else ran >= 1  # (again, after a store fault)
 
 
 async def test_concurrent_calls_on_one_actor_still_run_one_at_a_time(db_url: str) -> None:
