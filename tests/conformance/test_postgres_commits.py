@@ -180,3 +180,31 @@ async def test_commits_after_their_connection_is_cut_go_on_on_a_new_one(
     assert await pg_store.commit([step_record(1, token=1)]) == [AppendOutcome(ok=True)]
     assert pg_store._committer is not held
     assert [e.position for e in await pg_store.load_journal("w1")] == [0, 1]
+
+
+async def test_a_step_record_prepares_its_statement_again_when_the_session_lost_it(
+    pg_store: PostgresStore,
+) -> None:
+    await running(pg_store, token=1)
+    assert await pg_store.commit([step_record(0, token=1)]) == [AppendOutcome(ok=True)]
+    held = pg_store._committer
+    assert held is not None
+    await held.execute("DEALLOCATE ALL")  # as psycopg does after some statements
+    assert await pg_store.commit([step_record(1, token=1)]) == [AppendOutcome(ok=True)]
+    assert pg_store._committer is held, "no error: the same connection goes on"
+    assert [e.position for e in await pg_store.load_journal("w1")] == [0, 1]
+
+
+async def test_a_step_record_stores_its_values_exactly(pg_store: PostgresStore) -> None:
+    await running(pg_store, token=1)
+    entry = JournalEntry(position=0, kind="step", name="çhärge ✓ 'x'; --", ok=False,
+                         result=bytes(range(256)), input=None, attempts=3,
+                         started_at=NOW + 0.1234567890123, ended_at=NOW + 1e-6)  # fmt: skip
+    record = Append(instance_id="w1", token=1, entries=(entry,))
+    assert await pg_store.commit([record]) == [AppendOutcome(ok=True)]
+    assert await pg_store.load_journal("w1") == [entry]
+
+
+async def test_a_step_record_of_an_unknown_instance_is_refused(pg_store: PostgresStore) -> None:
+    assert await pg_store.commit([step_record(0, token=1)]) == [AppendOutcome(ok=False)]
+    assert await pg_store.load_journal("w1") == []

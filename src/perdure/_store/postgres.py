@@ -80,6 +80,7 @@ from perdure._model.records import (
     Status,
 )
 from perdure._store import migrate
+from perdure._store.prepared import Prepared
 from perdure._store.rows import (
     AppendRows,
     actor_row,
@@ -433,6 +434,11 @@ Alone = tuple[str, Any, Callable[[list[tuple[Any, ...]]], Outcome]]
 rows make the outcome."""
 
 
+_LEAN = {Q["append_entry"]: Prepared("append_entry", Q["append_entry"], (int, int))}
+"""The alone statements run straight on libpq (``Prepared``): a step's record, the one a
+lone sequential workflow pays on every step."""
+
+
 def _alone(op: Op) -> Alone | None:
     """``op`` as one statement that commits on its own (autocommit: no BEGIN, no COMMIT, one
     round trip, prepared once per connection), if it is one; else ``None``."""
@@ -721,7 +727,10 @@ class PostgresStore:
     async def _commit_alone(
         self, query: str, params: Any, outcome: Callable[[list[tuple[Any, ...]]], Outcome]
     ) -> Outcome:
+        lean = _LEAN.get(query)
         async with self._commit_conn() as conn:
+            if lean is not None:
+                return outcome(await lean.execute(conn, params))
             cur = await conn.execute(query, params, prepare=True)
             return outcome(await cur.fetchall())
 
