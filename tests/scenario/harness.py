@@ -435,7 +435,8 @@ class Scenario:
                 self.lease_losses += 1
                 return
             os.kill(worker.pid, signal.SIGCONT)
-            time.sleep(0.001)  # let it finish its ledger write, then try again
+            eventually(self.ledger.write_lock_free, timeout=10, what="the worker's ledger write to end",
+                       worker=worker)  # fmt: skip
         raise AssertionError(f"worker {worker.pid} always held the ledger lock when stopped")
 
     def snapshot(self) -> Snapshot:
