@@ -28,7 +28,7 @@ from perdure._model.records import (
     Op,
     Status,
 )
-from perdure._store.postgres import PostgresStore
+from perdure._store.postgres import PostgresStore, map_error
 
 NOW = 1_700_000_000.0
 
@@ -208,3 +208,26 @@ async def test_a_step_record_stores_its_values_exactly(pg_store: PostgresStore) 
 async def test_a_step_record_of_an_unknown_instance_is_refused(pg_store: PostgresStore) -> None:
     assert await pg_store.commit([step_record(0, token=1)]) == [AppendOutcome(ok=False)]
     assert await pg_store.load_journal("w1") == []
+
+
+async def test_a_transaction_ended_by_the_idle_in_transaction_timeout_is_a_transient_error(
+    postgres_url: str,
+) -> None:
+    """What a paused executor finds when it wakes mid-commit: the server ended its session (so
+    that its row locks do not hold up a takeover). That is worth retrying on a new connection
+    (the retry is fenced by the claim token), not a permanent failure."""
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as paused:
+        await paused.execute("SET idle_in_transaction_session_timeout = '50ms'")
+        pid = paused.info.backend_pid
+        await paused.execute("BEGIN")
+
+        async def alive() -> bool:
+            async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as probe:
+                cur = await probe.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+                found = await cur.fetchone()
+                return bool(found and found[0])
+
+        await eventually(alive, lambda up: not up, what="the server ending the idle transaction")
+        with pytest.raises(psycopg.Error) as ended:
+            await paused.execute("COMMIT")
+    assert isinstance(map_error(ended.value, "commit"), StoreUnavailable), repr(ended.value)

@@ -156,6 +156,9 @@ _TRANSIENT = (
     errors.CannotConnectNow,
     errors.TooManyConnections,
     errors.QueryCanceled,
+    # The server ended a transaction left idle too long (a paused executor; see
+    # IDLE_IN_TRANSACTION): nothing of it was committed, and the retry is fenced.
+    errors.IdleInTransactionSessionTimeout,
 )
 _PERMANENT_CONNECT = ("does not exist", "authentication failed", "no password supplied", "not permitted")
 
