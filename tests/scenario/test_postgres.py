@@ -65,6 +65,14 @@ def test_three_executors_share_the_work_and_one_sigkilled_loses_nothing(
     sc.wait(sc.spawn(extra=("--start-only",)))  # all pending: the executors claim them
     shared = (*LEASE, "--max-active", "20")
     doomed = sc.spawn(step_sleep=0.005, extra=shared, done=sc.dir / "done-doomed.json")
+    # The doomed executor holds work when it dies: on a loaded machine the others, started at
+    # once, could otherwise take every workflow before its interpreter is up.
+    eventually(
+        lambda: any(a.pid == doomed.pid for a in sc.ledger.attempts()),
+        timeout=60,
+        what="the doomed executor running a step",
+        worker=doomed,
+    )
     survivors = [
         sc.spawn(step_sleep=0.005, extra=shared),
         sc.spawn(step_sleep=0.005, extra=shared, done=sc.dir / "done-2.json"),
