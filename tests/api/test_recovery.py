@@ -165,3 +165,64 @@ async def test_a_workflow_missing_from_the_new_code_parks_until_it_is_deployed(
     async with perdure.Engine(db_url, registry=registry) as engine:
         await engine.resume("legacy-1")
         assert await (await engine.get("legacy-1")).result(timeout=10) == "held"
+
+
+async def test_a_long_journal_of_mixed_operations_replays_without_running_a_step_again(
+    db_url: str, registry: perdure.Registry
+) -> None:
+    # Long enough for journal packs (several full runs of positions, then rows), with
+    # values, a recorded failure and the helpers' values among the steps.
+    n = 700
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+    calls: list[int] = []
+    seen: list[list[object]] = []
+
+    @perdure.step(registry=registry)
+    async def square(i: int) -> int:
+        calls.append(i)
+        return i * i
+
+    @perdure.step(registry=registry, retry=perdure.RetryPolicy(max_attempts=1))
+    async def refuse(i: int) -> int:
+        calls.append(-i)
+        raise ValueError(f"no {i}")
+
+    @perdure.step(registry=registry)
+    async def hold() -> None:
+        entered.set()
+        await gate.wait()
+
+    @perdure.workflow(registry=registry)
+    async def long(n: int) -> list[object]:
+        out: list[object] = []
+        for i in range(n):
+            if i % 97 == 0:
+                try:
+                    out.append(await refuse(i))
+                except perdure.StepFailed as exc:
+                    out.append(f"{exc.attempts}:{exc.message}")
+            elif i % 50 == 0:
+                out.append(perdure.random())
+            else:
+                out.append(await square(i))
+        seen.append(out)  # on every run of the code, the replay included
+        await hold()
+        return out
+
+    async with perdure.Engine(db_url, registry=registry) as first:
+        await first.start(long, n, id="long-1")
+        await asyncio.wait_for(entered.wait(), 30)
+        await first.close(grace=0.1)
+    ran = sorted(calls)
+
+    gate.set()
+    async with perdure.Engine(db_url, registry=registry) as second:
+        result = await (await second.get("long-1")).result(timeout=30)
+
+    assert len(seen) == 2
+    assert seen[0] == seen[1] == result
+    expected = sorted(-i if i % 97 == 0 else i for i in range(n) if i % 97 == 0 or i % 50 != 0)
+    assert ran == expected, "the first run ran each step once"
+    assert sorted(calls) == expected, "the replay ran a recorded step again"
+    assert (result[97], result[3]) == ("1:no 97", 9)

@@ -28,6 +28,7 @@ from perdure._model.records import (
     Op,
     Outcome,
     Post,
+    Replay,
     RequestCancel,
     Resume,
     RetryState,
@@ -38,6 +39,7 @@ from perdure._store import migrate
 from perdure._store.faulty import FaultyStore, parse_faults
 from perdure._store.protocol import Store
 from perdure._store.retrying import RetryingStore
+from perdure._store.rows import PACK_SIZE
 
 from .conftest import Backend
 
@@ -104,7 +106,7 @@ async def state(store: Store, ids: Sequence[str]) -> dict[str, Any]:
         iid: (
             await store.get_instance(iid),
             await store.load_journal(iid),
-            await store.load_retries(iid),
+            (await store.load_replay(iid)).retries,
             await store.next_message(iid, "topic"),
             await store.get_event(iid, "key"),
         )
@@ -134,7 +136,7 @@ async def test_create_inserts_once_and_a_second_create_changes_nothing(store: St
 async def test_an_unknown_instance_reads_as_none_and_empty(store: Store) -> None:
     assert await store.get_instance("nope") is None
     assert await store.load_journal("nope") == []
-    assert await store.load_retries("nope") == []
+    assert await store.load_replay("nope") == Replay([], None, None, [])
 
 
 # --- append, fenced -----------------------------------------------------------
@@ -150,7 +152,13 @@ async def test_append_with_the_current_token_writes_entries_retries_and_update(s
     )
     assert outcome == AppendOutcome(ok=True, cancel_requested=False)
     assert await store.load_journal("w1") == [entry(0), entry(1)]
-    assert await store.load_retries("w1") == [retry]
+    replay = await store.load_replay("w1")
+    assert replay.retries == [retry]
+    # What replay reads of each entry, in position order, and the span of the positions.
+    assert [tuple(r) for r in replay.entries] == [
+        (e.kind, e.name, e.ok, e.result, e.attempts) for e in (entry(0), entry(1))
+    ]
+    assert (replay.first, replay.last) == (0, 1)
     found = await store.get_instance("w1")
     assert found is not None
     assert (found.status, found.wake_at, found.owner) == (Status.WAITING, NOW + 5, None)
@@ -200,13 +208,56 @@ async def test_a_recorded_journal_position_is_never_overwritten(store: Store) ->
     assert await store.load_journal("w1") == [entry(0, result=b"J1")]
 
 
+def varied(position: int, *, size: int = 4) -> JournalEntry:
+    """An entry of one of several kinds and outcomes, so that replay rows tell them apart."""
+    kind, name, ok = [("step", "charge", True), ("now", "now", True), ("step", "ship", False)][position % 3]
+    return JournalEntry(
+        position=position, kind=kind, name=name, ok=ok, result=b"J%0*d" % (size, position),
+        input=b"J[]", attempts=1 + position % 2, started_at=NOW, ended_at=NOW + 1,
+    )  # fmt: skip
+
+
+def replayed(entries: Sequence[JournalEntry]) -> list[tuple[object, ...]]:
+    """What ``load_replay`` must read of ``entries``: see ``records.Recorded``."""
+    return [(e.kind, e.name, e.ok, e.result, e.attempts) for e in sorted(entries, key=lambda e: e.position)]
+
+
+async def test_a_long_journal_replays_whole_in_position_order_however_it_was_recorded(store: Store) -> None:
+    # Past a few packs' worth (rows.PACK_SIZE), recorded out of order in places: position
+    # 100 last of all, so the first run of positions is complete only at the very end.
+    entries = [varied(p) for p in range(3 * PACK_SIZE + 40)]
+    await running(store, "w1")
+    first = [e for e in entries[:PACK_SIZE] if e.position != 100]
+    for batch in (first, entries[PACK_SIZE:], [entries[100]]):
+        for i in range(0, len(batch), 50):
+            assert await commit1(store, Append(instance_id="w1", token=1, entries=tuple(batch[i : i + 50])))
+    replay = await store.load_replay("w1")
+    assert [tuple(r) for r in replay.entries] == replayed(entries)
+    assert (replay.first, replay.last) == (0, len(entries) - 1)
+    assert await store.load_journal("w1") == entries
+
+
+async def test_continue_as_new_drops_the_whole_journal_from_replay(store: Store) -> None:
+    await running(store, "w1")
+    old = tuple(varied(p) for p in range(PACK_SIZE + 10))
+    await commit1(store, Append(instance_id="w1", token=1, entries=old))
+    again = InstanceUpdate(status=Status.RUNNING, updated_at=NOW + 1, owner="ex-1", new_run_input=b"J[2]")
+    assert await commit1(store, Append(instance_id="w1", token=1, update=again))
+    token = (await store.get_instance("w1")).token  # type: ignore[union-attr]
+    new = tuple(varied(p, size=6) for p in range(3))
+    assert await commit1(store, Append(instance_id="w1", token=token, entries=new))
+    replay = await store.load_replay("w1")
+    assert [tuple(r) for r in replay.entries] == replayed(new)
+    assert (replay.first, replay.last) == (0, 2)
+
+
 async def test_clear_retries_drops_retry_state_when_the_instance_ends(store: Store) -> None:
     await running(store, "w1")
     retry = RetryState(position=0, attempts=2, last_error=b"J0", next_at=NOW)
     await commit1(store, Append(instance_id="w1", token=1, retries=(retry,)))
     end = InstanceUpdate(status=Status.COMPLETED, updated_at=NOW + 1, output=b"J3", clear_retries=True)
     await commit1(store, Append(instance_id="w1", token=1, entries=(entry(0),), update=end))
-    assert await store.load_retries("w1") == []
+    assert (await store.load_replay("w1")).retries == []
     found = await store.get_instance("w1")
     assert found is not None
     assert (found.status, found.output) == (Status.COMPLETED, b"J3")

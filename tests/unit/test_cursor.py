@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from perdure._journal.cursor import Cursor, JournalGap
 from perdure._model.errors import NonDeterminismError
-from perdure._model.records import JournalEntry
+from perdure._model.records import JournalEntry, Recorded
 
 Op = tuple[str, str]
 
@@ -18,12 +18,13 @@ ops = st.tuples(
 histories = st.lists(ops, max_size=12)
 
 
-def journal(history: list[Op]) -> list[JournalEntry]:
-    """Entries as a store returns them: contiguous positions, each with its own result."""
-    return [
-        JournalEntry(position=i, kind=kind, name=name, ok=True, result=b"J%d" % i)
-        for i, (kind, name) in enumerate(history)
-    ]
+def journal(history: list[Op]) -> list[Recorded]:
+    """Entries as a store returns them for replay: by position, each with its own result."""
+    return [(kind, name, True, b"J%d" % i, 1) for i, (kind, name) in enumerate(history)]
+
+
+def cursor_of(recorded: list[Op]) -> Cursor:
+    return Cursor(journal(recorded), 0, len(recorded) - 1)
 
 
 def first_difference(recorded: list[Op], calls: list[Op]) -> int | None:
@@ -38,13 +39,13 @@ def first_difference(recorded: list[Op], calls: list[Op]) -> int | None:
 def test_replaying_the_recorded_sequence_returns_its_entries_then_none(
     recorded: list[Op], extra: list[Op]
 ) -> None:
-    entries = journal(recorded)
-    cursor = Cursor(entries)
+    cursor = cursor_of(recorded)
     assert len(cursor.entries) == len(recorded)
 
     for i, (kind, name) in enumerate(recorded):
         assert cursor.position < len(cursor.entries)  # still replaying
-        assert cursor.next(kind, name) == (i, entries[i])
+        expected = JournalEntry(position=i, kind=kind, name=name, ok=True, result=b"J%d" % i)
+        assert cursor.next(kind, name) == (i, expected)
     for j, (kind, name) in enumerate(extra):
         assert cursor.position >= len(cursor.entries)  # past the record
         assert cursor.next(kind, name) == (len(recorded) + j, None)
@@ -58,7 +59,7 @@ def test_a_divergence_raises_at_the_first_differing_position_and_consumes_nothin
     recorded: list[Op], calls: list[Op]
 ) -> None:
     at = first_difference(recorded, calls)
-    cursor = Cursor(journal(recorded))
+    cursor = cursor_of(recorded)
 
     for i, (kind, name) in enumerate(calls):
         if i == at:
@@ -82,7 +83,7 @@ def test_a_divergence_raises_at_the_first_differing_position_and_consumes_nothin
 @given(recorded=histories.filter(bool), data=st.data())
 def test_finish_raises_while_recorded_entries_remain(recorded: list[Op], data: st.DataObject) -> None:
     replayed = data.draw(st.integers(min_value=0, max_value=len(recorded) - 1), label="replayed")
-    cursor = Cursor(journal(recorded))
+    cursor = cursor_of(recorded)
     for kind, name in recorded[:replayed]:
         cursor.next(kind, name)
 
@@ -95,16 +96,15 @@ def test_finish_raises_while_recorded_entries_remain(recorded: list[Op], data: s
 @given(positions=st.lists(st.integers(min_value=0, max_value=20), min_size=1, max_size=10, unique=True))
 def test_positions_not_contiguous_from_zero_raise_journal_gap(positions: list[int]) -> None:
     positions.sort()
-    entries = [JournalEntry(position=p, kind="step", name="a", ok=True, result=b"J1") for p in positions]
+    entries = journal([("step", "a")] * len(positions))
     if positions == list(range(len(positions))):
-        Cursor(entries)  # contiguous: accepted
+        Cursor(entries, positions[0], positions[-1])  # contiguous: accepted
         return
-    missing = next(i for i, p in enumerate(positions) if p != i)
-    with pytest.raises(JournalGap, match=f"position {missing} is missing"):
-        Cursor(entries)
+    with pytest.raises(JournalGap, match=f"at positions {positions[0]} to {positions[-1]}"):
+        Cursor(entries, positions[0], positions[-1])
 
 
-def test_a_duplicated_position_is_a_gap() -> None:
-    entries = [JournalEntry(position=p, kind="step", name="a", ok=True, result=b"J1") for p in (0, 0, 1)]
+def test_no_entries_need_no_span_and_entries_need_one() -> None:
+    Cursor([], None, None)
     with pytest.raises(JournalGap):
-        Cursor(entries)
+        Cursor(journal([("step", "a")]), None, None)

@@ -87,6 +87,12 @@ class JournalEntry(msgspec.Struct, frozen=True):
     ended_at: float = 0.0
 
 
+Recorded = tuple[str, str, int, bytes, int]
+"""What replay reads of a journal entry: kind, name, ok (true or 1 for a value, false or 0
+for a recorded error), result, attempts. A plain row, not a struct: recovery reads ten
+thousands of them at once."""
+
+
 class RetryState(msgspec.Struct, frozen=True, kw_only=True):
     """A step that failed and waits for its next attempt."""
 
@@ -96,6 +102,18 @@ class RetryState(msgspec.Struct, frozen=True, kw_only=True):
     last_error: bytes
     next_at: float
     """When the next attempt may start (epoch seconds)."""
+
+
+class Replay(msgspec.Struct, frozen=True):
+    """What loading an instance for a run reads of its journal, in one read."""
+
+    entries: list[Recorded]
+    """By position."""
+    first: int | None
+    """The lowest and highest recorded positions: replay checks they are 0 and
+    ``len(entries) - 1`` (``None`` with no entries)."""
+    last: int | None
+    retries: list[RetryState]
 
 
 class InstanceUpdate(msgspec.Struct, frozen=True, kw_only=True):

@@ -181,18 +181,9 @@ class Activation:
 
     # --- helpers for operations ----------------------------------------------
 
-    def quiet(self) -> bool:
-        """Nothing for ``check`` to raise: the condition of the replay fast path too."""
-        return (
-            self.broken is None
-            and self.suspending is None
-            and not self.timed_out
-            and not self.draining
-            and not self.direct
-        )
-
     def check(self) -> None:
-        # quiet() must be true exactly when nothing here raises (timeouts aside in read-only).
+        # The replay fast path (call_step) runs exactly when nothing here would raise (timeouts
+        # aside in read-only): keep its condition in step with these checks.
         if self.broken is not None:
             raise self.broken
         if self.timed_out and not self.read_only:
@@ -236,8 +227,7 @@ class Activation:
             pos, entry = self.cursor.next(kind, name)
         except NonDeterminismError as exc:
             deadline = context.wait_deadline.get()
-            recorded = self.cursor.entries[self.cursor.position]
-            if deadline is not None and recorded.kind == "timeout":
+            if deadline is not None and self.cursor.recorded_kind() == "timeout":
                 # This wait ran out of a wait_for's time here the first time: the same now.
                 self.cursor.position += 1
                 raise WaitExpired(deadline) from None
@@ -406,13 +396,18 @@ class Activation:
         cursor = self.cursor
         pos = cursor.position
         entries = cursor.entries
-        if pos < len(entries) and self.quiet():
-            recorded = entries[pos]
-            if recorded.ok and recorded.kind == "step" and recorded.name == step.name:
+        # Nothing for check() to raise, tested inline: a call costs more than the checks.
+        if (
+            pos < len(entries)
+            and self.broken is None
+            and self.suspending is None
+            and not (self.timed_out or self.draining or self.direct)
+        ):
+            kind, name, ok, data, _ = entries[pos]
+            if ok and name == step.name and kind == "step":
                 cursor.position = pos + 1
-                found = self._decoders.get(step.name)
+                found = self._decoders.get(name)
                 dec = found[1] if found is not None and found[0] is step else self._result_decoder(step)
-                data = recorded.result
                 value = dec.decode(data[1:]) if data[:1] == _JSON else serializer.decode_with(dec, data)
                 return Ready(value, None) if self.defn.is_async else value
         pos, entry = self.take("step", step.name)
@@ -866,17 +861,16 @@ async def load(
         if isinstance(loaded, str):
             return loaded
         session = loaded
-    journal = [] if fresh else await rt.store.load_journal(row.id, full=False)
-    retries = [] if fresh else await rt.store.load_retries(row.id)
+    replay = None if fresh else await rt.store.load_replay(row.id)
     try:
-        cursor = Cursor(journal)
+        cursor = Cursor([]) if replay is None else Cursor(replay.entries, replay.first, replay.last)
     except JournalGap as exc:
         return f"broken invariant: {exc}"
     try:
         args, kwargs = decode_input(rt, defn, row.run_input or row.input)
     except Exception as exc:  # noqa: BLE001 - any decode failure parks with its reason
         return f"cannot decode the input for the current code of {row.name!r}: {exc}"
-    act = Activation(rt, row, defn, cursor, retries)
+    act = Activation(rt, row, defn, cursor, [] if replay is None else replay.retries)
     act.actor = session
     return act, args, kwargs
 

@@ -28,7 +28,7 @@ from perdure._model.records import (
     OplogRows,
     Outcome,
     Page,
-    RetryState,
+    Replay,
     RunRow,
     ScheduleRow,
     Status,
@@ -109,11 +109,11 @@ class FaultyStore:
     async def count_instances(self) -> dict[tuple[Status, str], int]:
         return await self._call(self.inner.count_instances, writes=False)
 
-    async def load_journal(self, instance_id: str, *, full: bool = True) -> list[JournalEntry]:
-        return await self._call(lambda: self.inner.load_journal(instance_id, full=full), writes=False)
+    async def load_journal(self, instance_id: str) -> list[JournalEntry]:
+        return await self._call(lambda: self.inner.load_journal(instance_id), writes=False)
 
-    async def load_retries(self, instance_id: str) -> list[RetryState]:
-        return await self._call(lambda: self.inner.load_retries(instance_id), writes=False)
+    async def load_replay(self, instance_id: str) -> Replay:
+        return await self._call(lambda: self.inner.load_replay(instance_id), writes=False)
 
     async def list_executors(self) -> list[ExecutorRow]:
         return await self._call(self.inner.list_executors, writes=False)

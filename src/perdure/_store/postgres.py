@@ -71,9 +71,9 @@ from perdure._model.records import (
     Page,
     PauseSchedule,
     Post,
+    Replay,
     RequestCancel,
     Resume,
-    RetryState,
     RunRow,
     ScheduleRow,
     Send,
@@ -93,6 +93,7 @@ from perdure._store.rows import (
     oplog_row,
     parse_cursor,
     parse_key_cursor,
+    replay,
     schedule_row,
 )
 from perdure._store.sql import queries
@@ -832,16 +833,20 @@ class PostgresStore:
         nxt = f"s{rows[-1][-1]}" if more and rows else None
         return Page(items=[instance_row(r) for r in rows], cursor=nxt)
 
-    async def load_journal(self, instance_id: str, *, full: bool = True) -> list[JournalEntry]:
+    async def load_journal(self, instance_id: str) -> list[JournalEntry]:
         # Rows come in JournalEntry's field order, so each row is the constructor's arguments.
-        query = Q["journal_load"] if full else Q["journal_replay"]
-        return list(starmap(JournalEntry, await self._fetch("load_journal", query, (instance_id,))))
+        return list(
+            starmap(JournalEntry, await self._fetch("load_journal", Q["journal_load"], (instance_id,)))
+        )
 
-    async def load_retries(self, instance_id: str) -> list[RetryState]:
-        return [
-            RetryState(position=p, attempts=a, last_error=err, next_at=n)
-            for p, a, err, n in await self._fetch("load_retries", Q["retries_load"], (instance_id,))
-        ]
+    async def load_replay(self, instance_id: str) -> Replay:
+        # This store writes no journal packs (yet): the rows are read from position 0.
+        async with self._conn("load_replay") as conn:
+            rest = await (await conn.execute(Q["journal_replay"], (instance_id, 0))).fetchall()
+            span = await (await conn.execute(Q["journal_span"], {"id": instance_id})).fetchone()
+            retries = await (await conn.execute(Q["retries_load"], (instance_id,))).fetchall()
+        assert span is not None
+        return replay((), rest, span, retries)
 
     async def list_executors(self) -> list[ExecutorRow]:
         return [

@@ -22,7 +22,7 @@ from perdure._model.records import (
     OplogRows,
     Outcome,
     Page,
-    RetryState,
+    Replay,
     RunRow,
     ScheduleRow,
     Status,
@@ -51,11 +51,12 @@ class Store(Protocol):
     async def count_instances(self) -> dict[tuple[Status, str], int]:
         """How many instances each (status, workflow name) pair has; absent pairs have none."""
 
-    async def load_journal(self, instance_id: str, *, full: bool = True) -> list[JournalEntry]:
-        """The instance's journal entries in position order; ``full=False`` leaves out
-        what only people read (inputs, times)."""
+    async def load_journal(self, instance_id: str) -> list[JournalEntry]:
+        """The instance's journal entries in position order, all of each."""
 
-    async def load_retries(self, instance_id: str) -> list[RetryState]: ...
+    async def load_replay(self, instance_id: str) -> Replay:
+        """What a run of the instance replays: its journal without what only people read
+        (inputs, times), as rows, and its retries."""
 
     async def list_executors(self) -> list[ExecutorRow]: ...
 

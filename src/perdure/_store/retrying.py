@@ -25,7 +25,7 @@ from perdure._model.records import (
     OplogRows,
     Outcome,
     Page,
-    RetryState,
+    Replay,
     RunRow,
     ScheduleRow,
     Status,
@@ -86,11 +86,11 @@ class RetryingStore:
     async def count_instances(self) -> dict[tuple[Status, str], int]:
         return await self._retry(self.inner.count_instances)
 
-    async def load_journal(self, instance_id: str, *, full: bool = True) -> list[JournalEntry]:
-        return await self._retry(lambda: self.inner.load_journal(instance_id, full=full))
+    async def load_journal(self, instance_id: str) -> list[JournalEntry]:
+        return await self._retry(lambda: self.inner.load_journal(instance_id))
 
-    async def load_retries(self, instance_id: str) -> list[RetryState]:
-        return await self._retry(lambda: self.inner.load_retries(instance_id))
+    async def load_replay(self, instance_id: str) -> Replay:
+        return await self._retry(lambda: self.inner.load_replay(instance_id))
 
     async def list_executors(self) -> list[ExecutorRow]:
         return await self._retry(self.inner.list_executors)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
+
 from perdure._model.errors import InvalidArgument
 from perdure._model.records import (
     TERMINAL,
@@ -20,6 +22,9 @@ from perdure._model.records import (
     InstanceRow,
     Message,
     OplogRow,
+    Recorded,
+    Replay,
+    RetryState,
     ScheduleRow,
     Status,
 )
@@ -59,6 +64,54 @@ def oplog_row(values: Sequence[Any]) -> OplogRow:
         output=None if out is None else bytes(out), error=None if err is None else bytes(err),
         created_at=created, updated_at=updated, state_size=size,
     )  # fmt: skip
+
+
+PACK_SIZE = 256
+"""Journal entries per pack (``journal_packs``): each full run of positions
+``k * PACK_SIZE`` to ``(k + 1) * PACK_SIZE - 1`` is packed as its last entry is recorded."""
+PACK_MAX_BYTES = 256 * 1024
+"""Runs whose results add up to more are not packed: a pack copies the results, and large
+ones cost more to store twice than to read as rows."""
+_pack_decoder = msgspec.msgpack.Decoder(list[tuple[str, str, int, bytes, int]])
+
+
+def chunk_ends(entries: Sequence[tuple[Any, ...]]) -> list[tuple[str, int, int]]:
+    """(instance, first, last) of the packs that ``journal_insert``'s ``entries`` may complete:
+    those with an entry at a pack's last position."""
+    last = PACK_SIZE - 1
+    return [(e[0], e[1] - last, e[1]) for e in entries if e[1] % PACK_SIZE == last]
+
+
+def pack(chunk: Sequence[Recorded]) -> bytes | None:
+    """The pack of ``chunk`` (``journal_chunk``'s rows), or ``None`` if it is not one: not
+    full (an earlier position is not recorded yet), or too large (see ``PACK_MAX_BYTES``)."""
+    if len(chunk) != PACK_SIZE or sum(len(r[3]) for r in chunk) > PACK_MAX_BYTES:
+        return None
+    return msgspec.msgpack.encode(chunk)
+
+
+def usable_packs(packs: Sequence[tuple[int, bytes]]) -> list[bytes]:
+    """Of ``journal_packs``' rows, the packs replay uses: those contiguous from position 0
+    (after a missing one, rows are read); they hold ``PACK_SIZE`` entries each."""
+    used: list[bytes] = []
+    for first, data in packs:
+        if first != len(used) * PACK_SIZE:
+            break
+        used.append(data)
+    return used
+
+
+def replay(
+    packs: Sequence[bytes], rest: Sequence[Any], span: Sequence[Any], retries: Sequence[Any]
+) -> Replay:
+    """A ``Replay`` from the ``usable_packs``, ``rest`` (``journal_replay``'s rows from the
+    first position they leave out), ``journal_span``'s row and ``retries_load``'s rows."""
+    entries: list[Recorded] = []
+    for data in packs:
+        entries.extend(_pack_decoder.decode(data))
+    entries.extend(rest)
+    states = [RetryState(position=p, attempts=a, last_error=err, next_at=n) for p, a, err, n in retries]
+    return Replay(entries, span[0], span[1], states)
 
 
 def schedule_row(values: Sequence[Any]) -> ScheduleRow:
@@ -245,6 +298,7 @@ class AppendRows:
             # Continue-as-new, last: the ending run's journal (this batch's entries too) goes.
             ("run_archive", self.new_runs),
             ("run_clear_journal", self.new_runs),
+            ("run_clear_packs", self.new_runs),
             ("run_clear_retries", self.new_runs),
             ("run_next", self.new_runs),
         ]

@@ -54,9 +54,9 @@ from perdure._model.records import (
     Page,
     PauseSchedule,
     Post,
+    Replay,
     RequestCancel,
     Resume,
-    RetryState,
     RunRow,
     ScheduleRow,
     Send,
@@ -64,7 +64,9 @@ from perdure._model.records import (
 )
 from perdure._store import migrate
 from perdure._store.rows import (
+    PACK_SIZE,
     actor_row,
+    chunk_ends,
     direct_params,
     fence,
     insert_params,
@@ -72,9 +74,12 @@ from perdure._store.rows import (
     mail_params,
     message_params,
     oplog_row,
+    pack,
     parse_cursor,
     parse_key_cursor,
+    replay,
     schedule_row,
+    usable_packs,
 )
 from perdure._store.sql import queries
 
@@ -474,6 +479,11 @@ class SQLiteStore:
             _enqueue(conn, invocation)
         for query, params in rows.statements():
             conn.executemany(Q[query], params)
+            if query == "journal_insert":
+                for iid, first, last in chunk_ends(rows.entries):
+                    data = pack(conn.execute(Q["journal_chunk"], (iid, first, last)).fetchall())
+                    if data is not None:
+                        conn.execute(Q["journal_pack_insert"], (iid, first, data))
         return outcomes
 
     # --- reads ---------------------------------------------------------------
@@ -540,23 +550,24 @@ class SQLiteStore:
 
         return await self._read(q, "count_instances")
 
-    async def load_journal(self, instance_id: str, *, full: bool = True) -> list[JournalEntry]:
+    async def load_journal(self, instance_id: str) -> list[JournalEntry]:
         # Rows come in JournalEntry's field order, so each row is the constructor's arguments.
-        query = Q["journal_load"] if full else Q["journal_replay"]
-
         def q(c: sqlite3.Connection) -> list[JournalEntry]:
-            return list(starmap(JournalEntry, c.execute(query, (instance_id,))))
+            return list(starmap(JournalEntry, c.execute(Q["journal_load"], (instance_id,))))
 
         return await self._read(q, "load_journal")
 
-    async def load_retries(self, instance_id: str) -> list[RetryState]:
-        def q(c: sqlite3.Connection) -> list[RetryState]:
-            return [
-                RetryState(position=p, attempts=a, last_error=err, next_at=n)
-                for p, a, err, n in c.execute(Q["retries_load"], (instance_id,))
-            ]
+    async def load_replay(self, instance_id: str) -> Replay:
+        def q(c: sqlite3.Connection) -> Replay:
+            packs = usable_packs(c.execute(Q["journal_packs"], (instance_id,)).fetchall())
+            return replay(
+                packs,
+                c.execute(Q["journal_replay"], (instance_id, len(packs) * PACK_SIZE)).fetchall(),
+                c.execute(Q["journal_span"], {"id": instance_id}).fetchone(),
+                c.execute(Q["retries_load"], (instance_id,)).fetchall(),
+            )
 
-        return await self._read(q, "load_retries")
+        return await self._read(q, "load_replay")
 
     async def list_executors(self) -> list[ExecutorRow]:
         def q(c: sqlite3.Connection) -> list[ExecutorRow]:

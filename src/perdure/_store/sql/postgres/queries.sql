@@ -167,9 +167,25 @@ SELECT position, kind, name, ok::boolean, result, input, attempts, started_at, e
 FROM journal WHERE instance_id = %s ORDER BY position;
 
 -- name: journal_replay
--- What replay needs, no more: the inputs and times are for people reading the history.
-SELECT position, kind, name, ok::boolean, result, NULL::bytea, attempts
-FROM journal WHERE instance_id = %s ORDER BY position;
+-- What replay needs, no more (kind, name, ok, result, attempts: see records.Recorded): the
+-- positions are checked with journal_span, the inputs and times are for people to read.
+SELECT kind, name, ok::boolean, result, attempts
+FROM journal WHERE instance_id = %s AND position >= %s ORDER BY position;
+
+-- name: journal_packs
+SELECT first, data FROM journal_packs WHERE instance_id = %s ORDER BY first;
+
+-- name: journal_chunk
+-- The entries a pack holds: positions first to last, as journal_replay reads them.
+SELECT kind, name, ok::boolean, result, attempts
+FROM journal WHERE instance_id = %s AND position BETWEEN %s AND %s ORDER BY position;
+
+-- name: journal_pack_insert
+INSERT INTO journal_packs (instance_id, first, data) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING;
+
+-- name: journal_span
+SELECT (SELECT min(position) FROM journal WHERE instance_id = %(id)s),
+       (SELECT max(position) FROM journal WHERE instance_id = %(id)s);
 
 -- name: retries_load
 SELECT position, attempts, last_error, next_at FROM retries WHERE instance_id = %s
@@ -266,6 +282,9 @@ ON CONFLICT DO NOTHING;
 
 -- name: run_clear_journal
 DELETE FROM journal WHERE instance_id = %(id)s;
+
+-- name: run_clear_packs
+DELETE FROM journal_packs WHERE instance_id = %(id)s;
 
 -- name: run_clear_retries
 DELETE FROM retries WHERE instance_id = %(id)s;

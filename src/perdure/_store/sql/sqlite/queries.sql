@@ -108,9 +108,25 @@ SELECT position, kind, name, ok, result, input, attempts, started_at, ended_at
 FROM journal WHERE instance_id = ? ORDER BY position;
 
 -- name: journal_replay
--- What replay needs, no more: the inputs and times are for people reading the history.
-SELECT position, kind, name, ok, result, NULL, attempts
-FROM journal WHERE instance_id = ? ORDER BY position;
+-- What replay needs, no more (kind, name, ok, result, attempts: see records.Recorded): the
+-- positions are checked with journal_span, the inputs and times are for people to read.
+SELECT kind, name, ok, result, attempts
+FROM journal WHERE instance_id = ? AND position >= ? ORDER BY position;
+
+-- name: journal_packs
+SELECT first, data FROM journal_packs WHERE instance_id = ? ORDER BY first;
+
+-- name: journal_chunk
+-- The entries a pack holds: positions first to last, as journal_replay reads them.
+SELECT kind, name, ok, result, attempts
+FROM journal WHERE instance_id = ? AND position BETWEEN ? AND ? ORDER BY position;
+
+-- name: journal_pack_insert
+INSERT INTO journal_packs (instance_id, first, data) VALUES (?, ?, ?) ON CONFLICT DO NOTHING;
+
+-- name: journal_span
+SELECT (SELECT min(position) FROM journal WHERE instance_id = :id),
+       (SELECT max(position) FROM journal WHERE instance_id = :id);
 
 -- name: retries_load
 SELECT position, attempts, last_error, next_at FROM retries WHERE instance_id = ?
@@ -192,6 +208,9 @@ FROM instances WHERE id = :id;
 
 -- name: run_clear_journal
 DELETE FROM journal WHERE instance_id = :id;
+
+-- name: run_clear_packs
+DELETE FROM journal_packs WHERE instance_id = :id;
 
 -- name: run_clear_retries
 DELETE FROM retries WHERE instance_id = :id;
