@@ -511,12 +511,18 @@ class SQLiteStore:
         finally:
             self._llock.release()
 
+    async def _read_small(self, fn: Callable[[sqlite3.Connection], T], where: str) -> T:
+        """A small, indexed read: on the loop's thread if it can be (see ``_read_here``), else
+        by a reader thread."""
+        found = self._read_here(lambda c: (fn(c),))
+        return found[0] if found is not None else await self._read(fn, where)
+
     async def get_instance(self, instance_id: str) -> InstanceRow | None:
         def q(c: sqlite3.Connection) -> InstanceRow | None:
             r = c.execute(Q["instance_get"], (instance_id,)).fetchone()
             return None if r is None else instance_row(r)
 
-        return await self._read(q, "get_instance")
+        return await self._read_small(q, "get_instance")
 
     async def get_instances(self, instance_ids: Sequence[str]) -> list[InstanceRow]:
         ids = msgspec.json.encode(list(instance_ids)).decode()
@@ -575,7 +581,7 @@ class SQLiteStore:
                 ExecutorRow(id=i, host=h, pid=p, expires_at=x) for i, h, p, x in c.execute(Q["executors_all"])
             ]
 
-        return await self._read(q, "list_executors")
+        return await self._read_small(q, "list_executors")
 
     async def schema_version(self) -> int:
         def q(c: sqlite3.Connection) -> int:
@@ -619,14 +625,14 @@ class SQLiteStore:
         def q(c: sqlite3.Connection) -> list[ScheduleRow]:
             return [schedule_row(r) for r in c.execute(Q["schedules_due"], {"now": now, "limit": limit})]
 
-        return await self._read(q, "due_schedules")
+        return await self._read_small(q, "due_schedules")
 
     async def next_wake_at(self) -> float | None:
         def q(c: sqlite3.Connection) -> float | None:
             found = c.execute(Q["next_wake_at"]).fetchone()[0]
             return None if found is None else float(found)
 
-        return await self._read(q, "next_wake_at")
+        return await self._read_small(q, "next_wake_at")
 
     async def get_event(self, instance_id: str, key: str) -> bytes | None:
         def q(c: sqlite3.Connection) -> bytes | None:
@@ -648,8 +654,8 @@ class SQLiteStore:
         def q(c: sqlite3.Connection) -> list[ActorRow]:
             return [actor_row(r) for r in c.execute(Q["actor_get_many"], (ids,))]
 
-        if len(actor_ids) <= INLINE_READ and (rows := self._read_here(q)) is not None:
-            return rows
+        if len(actor_ids) <= INLINE_READ:
+            return await self._read_small(q, "get_actors")
         return await self._read(q, "get_actors")
 
     async def list_actors(
