@@ -14,7 +14,7 @@ import functools
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +97,9 @@ class Executor:
             self._lock.hold()
         elif self._liveness is not None:
             await self._liveness.hold_executor(self.id)
-        await self._beat()
+        # The first beat also expires the executors found gone: one commit, not two.
+        await self._beat(await self._gone())
         crashpoints.hit("lease.after_acquire")
-        await self._reap()
         loop = asyncio.get_running_loop()
         self._loops = [
             loop.create_task(self._dispatch_loop(), name="perdure-dispatch"),
@@ -133,13 +133,16 @@ class Executor:
         if self._lock is not None:
             self._lock.release()
 
-    async def _beat(self) -> None:
+    async def _beat(self, expire: Sequence[ExpireExecutor] = ()) -> None:
+        """Renew this executor's lease, and expire those of ``expire`` in the same commit."""
         self.lease_epoch()  # a lapse seen here, before renewing, still counts
         beat = Beat(
             executor=self.id, host=self.host, pid=os.getpid(), expires_at=self.real.now() + self.lease_ttl
         )
-        await self.rt.writer.submit((beat,))
+        await self.rt.writer.submit((beat, *expire))
         self._lease_until = beat.expires_at - self.lease_ttl / 5
+        if expire:
+            self._nudge.set()  # their instances are claimable now
 
     def lease_epoch(self) -> int:
         """Moves on whenever the lease may have lapsed: this process was paused, starved or cut
@@ -155,16 +158,21 @@ class Executor:
             await self.real.sleep_until(self.real.now() + self.lease_ttl / 3)
             self.rt.actors.sweep(self.rt.clock.now())
             try:
-                await self._beat()
-                await self._reap()
+                gone = await self._gone()
+            except StoreError as exc:  # renew the lease all the same
+                log.warning("could not look for executors that are gone: %s", exc)
+                gone = []
+            try:
+                await self._beat(gone)
             except StoreError as exc:
                 log.warning("heartbeat failed: %s", exc)
 
-    async def _reap(self) -> None:
-        """Expire executors whose process is gone (their lock is free): on this machine by
-        their lock files, anywhere by the database's liveness locks."""
+    async def _gone(self) -> list[ExpireExecutor]:
+        """The expiries of the executors whose process is gone (their lock is free): on this
+        machine by their lock files, anywhere by the database's liveness locks."""
+        gone_ones: list[ExpireExecutor] = []
         if self._lock_dir is None and self._liveness is None:
-            return
+            return gone_ones
         now = self.real.now()
         for row in await self.rt.store.list_executors():
             if row.expires_at < now or row.id == self.id:
@@ -182,8 +190,8 @@ class Executor:
                 continue  # another machine's lock files are not ours to see
             if gone:
                 log.info("executor %s (pid %d) is gone; recovering its instances", row.id, row.pid)
-                await self.rt.writer.submit((ExpireExecutor(executor=row.id),))
-                self._nudge.set()
+                gone_ones.append(ExpireExecutor(executor=row.id))
+        return gone_ones
 
     # --- dispatch --------------------------------------------------------------
 
