@@ -9,6 +9,7 @@ happens up front under ``busy_timeout``, never as a failed upgrade mid-batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import threading
@@ -373,6 +374,13 @@ class SQLiteStore:
             self._lconn.execute("PRAGMA busy_timeout = 0")
 
         await self._on(self._writer, setup, "open")
+        # Start a reader thread and its connection now, while the executor starts, rather than
+        # at the first read (a recovery's journal); a failure here is met again by that read.
+        self._readers.submit(self._warm_reader)
+
+    def _warm_reader(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._reader()
 
     async def close(self) -> None:
         if self._closed:
