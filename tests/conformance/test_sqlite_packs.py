@@ -11,12 +11,11 @@ import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import msgspec
 import pytest
 
-from conformance.test_store import commit1, replayed, running, varied
+from conformance.test_store import commit1, replayed, rows_of, running, varied
 from perdure._model.records import Append, JournalEntry
-from perdure._store.rows import PACK_MAX_BYTES, PACK_SIZE
+from perdure._store.rows import PACK_MAX_BYTES, PACK_SIZE, pack
 from perdure._store.sqlite import SQLiteStore
 
 
@@ -50,7 +49,7 @@ async def test_each_full_run_of_positions_is_packed_and_the_rest_stays_rows(
     entries = [varied(p) for p in range(2 * PACK_SIZE + 5)]
     await record(store, "w1", entries)
     assert packs(path, "w1") == [0, PACK_SIZE]
-    assert [tuple(r) for r in (await store.load_replay("w1")).entries] == replayed(entries)
+    assert rows_of(await store.load_replay("w1")) == replayed(entries)
 
 
 async def test_a_run_whose_last_position_lands_before_another_is_not_packed(
@@ -62,7 +61,7 @@ async def test_a_run_whose_last_position_lands_before_another_is_not_packed(
     await record(store, "w1", [entries[7]])
     assert packs(path, "w1") == [PACK_SIZE]  # the first run was not full when its last entry came
     replay = await store.load_replay("w1")  # rows from 0: the packs used are contiguous from 0
-    assert [tuple(r) for r in replay.entries] == replayed(entries)
+    assert rows_of(replay) == replayed(entries)
 
 
 async def test_large_results_are_not_packed(store: SQLiteStore, path: Path) -> None:
@@ -70,7 +69,7 @@ async def test_large_results_are_not_packed(store: SQLiteStore, path: Path) -> N
     entries = [varied(p, size=PACK_MAX_BYTES // PACK_SIZE + 1) for p in range(PACK_SIZE)]
     await record(store, "w1", entries)
     assert packs(path, "w1") == []
-    assert [tuple(r) for r in (await store.load_replay("w1")).entries] == replayed(entries)
+    assert rows_of(await store.load_replay("w1")) == replayed(entries)
 
 
 async def test_replay_reads_the_packs_rather_than_the_rows(store: SQLiteStore, path: Path) -> None:
@@ -80,7 +79,7 @@ async def test_replay_reads_the_packs_rather_than_the_rows(store: SQLiteStore, p
     # Behind the store's back, a pack that differs from its rows: replay must show it.
     forged = [("step", "forged", 1, b"J0", 1)] * PACK_SIZE
     with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE journal_packs SET data = ? WHERE first = 0", (msgspec.msgpack.encode(forged),))
+        conn.execute("UPDATE journal_packs SET data = ? WHERE first = 0", (pack(forged),))
     replay = await store.load_replay("w1")
-    assert [tuple(r) for r in replay.entries] == forged + replayed(entries[PACK_SIZE:])
+    assert rows_of(replay) == forged + replayed(entries[PACK_SIZE:])
     assert await store.load_journal("w1") == entries  # histories read the rows

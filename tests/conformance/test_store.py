@@ -136,7 +136,7 @@ async def test_create_inserts_once_and_a_second_create_changes_nothing(store: St
 async def test_an_unknown_instance_reads_as_none_and_empty(store: Store) -> None:
     assert await store.get_instance("nope") is None
     assert await store.load_journal("nope") == []
-    assert await store.load_replay("nope") == Replay([], None, None, [])
+    assert await store.load_replay("nope") == Replay(kinds=[], names=[], oks=[], results=[], attempts=[])
 
 
 # --- append, fenced -----------------------------------------------------------
@@ -155,9 +155,7 @@ async def test_append_with_the_current_token_writes_entries_retries_and_update(s
     replay = await store.load_replay("w1")
     assert replay.retries == [retry]
     # What replay reads of each entry, in position order, and the span of the positions.
-    assert [tuple(r) for r in replay.entries] == [
-        (e.kind, e.name, e.ok, e.result, e.attempts) for e in (entry(0), entry(1))
-    ]
+    assert rows_of(replay) == [(e.kind, e.name, e.ok, e.result, e.attempts) for e in (entry(0), entry(1))]
     assert (replay.first, replay.last) == (0, 1)
     found = await store.get_instance("w1")
     assert found is not None
@@ -217,8 +215,13 @@ def varied(position: int, *, size: int = 4) -> JournalEntry:
     )  # fmt: skip
 
 
+def rows_of(replay: Replay) -> list[tuple[object, ...]]:
+    """``replay``'s columns as rows: kind, name, ok, result, attempts."""
+    return list(zip(replay.kinds, replay.names, replay.oks, replay.results, replay.attempts, strict=True))
+
+
 def replayed(entries: Sequence[JournalEntry]) -> list[tuple[object, ...]]:
-    """What ``load_replay`` must read of ``entries``: see ``records.Recorded``."""
+    """What ``load_replay`` must read of ``entries`` (see ``records.Replay``), as rows."""
     return [(e.kind, e.name, e.ok, e.result, e.attempts) for e in sorted(entries, key=lambda e: e.position)]
 
 
@@ -232,7 +235,7 @@ async def test_a_long_journal_replays_whole_in_position_order_however_it_was_rec
         for i in range(0, len(batch), 50):
             assert await commit1(store, Append(instance_id="w1", token=1, entries=tuple(batch[i : i + 50])))
     replay = await store.load_replay("w1")
-    assert [tuple(r) for r in replay.entries] == replayed(entries)
+    assert rows_of(replay) == replayed(entries)
     assert (replay.first, replay.last) == (0, len(entries) - 1)
     assert await store.load_journal("w1") == entries
 
@@ -247,7 +250,7 @@ async def test_continue_as_new_drops_the_whole_journal_from_replay(store: Store)
     new = tuple(varied(p, size=6) for p in range(3))
     assert await commit1(store, Append(instance_id="w1", token=token, entries=new))
     replay = await store.load_replay("w1")
-    assert [tuple(r) for r in replay.entries] == replayed(new)
+    assert rows_of(replay) == replayed(new)
     assert (replay.first, replay.last) == (0, 2)
 
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from perdure._journal.cursor import Cursor, JournalGap
 from perdure._model.errors import NonDeterminismError
-from perdure._model.records import JournalEntry, Recorded
+from perdure._model.records import JournalEntry, Replay
 
 Op = tuple[str, str]
 
@@ -18,13 +18,17 @@ ops = st.tuples(
 histories = st.lists(ops, max_size=12)
 
 
-def journal(history: list[Op]) -> list[Recorded]:
+def journal(history: list[Op], first: int | None = 0, last: int | None = None) -> Replay:
     """Entries as a store returns them for replay: by position, each with its own result."""
-    return [(kind, name, True, b"J%d" % i, 1) for i, (kind, name) in enumerate(history)]
+    return Replay(
+        kinds=[kind for kind, _ in history], names=[name for _, name in history], oks=[1] * len(history),
+        results=[b"J%d" % i for i in range(len(history))], attempts=[1] * len(history),
+        first=first if history else None, last=len(history) - 1 if last is None and history else last,
+    )  # fmt: skip
 
 
 def cursor_of(recorded: list[Op]) -> Cursor:
-    return Cursor(journal(recorded), 0, len(recorded) - 1)
+    return Cursor(journal(recorded))
 
 
 def first_difference(recorded: list[Op], calls: list[Op]) -> int | None:
@@ -40,14 +44,14 @@ def test_replaying_the_recorded_sequence_returns_its_entries_then_none(
     recorded: list[Op], extra: list[Op]
 ) -> None:
     cursor = cursor_of(recorded)
-    assert len(cursor.entries) == len(recorded)
+    assert cursor.size == len(recorded)
 
     for i, (kind, name) in enumerate(recorded):
-        assert cursor.position < len(cursor.entries)  # still replaying
+        assert cursor.position < cursor.size  # still replaying
         expected = JournalEntry(position=i, kind=kind, name=name, ok=True, result=b"J%d" % i)
         assert cursor.next(kind, name) == (i, expected)
     for j, (kind, name) in enumerate(extra):
-        assert cursor.position >= len(cursor.entries)  # past the record
+        assert cursor.position >= cursor.size  # past the record
         assert cursor.next(kind, name) == (len(recorded) + j, None)
 
     cursor.finish()
@@ -96,15 +100,15 @@ def test_finish_raises_while_recorded_entries_remain(recorded: list[Op], data: s
 @given(positions=st.lists(st.integers(min_value=0, max_value=20), min_size=1, max_size=10, unique=True))
 def test_positions_not_contiguous_from_zero_raise_journal_gap(positions: list[int]) -> None:
     positions.sort()
-    entries = journal([("step", "a")] * len(positions))
+    entries = journal([("step", "a")] * len(positions), positions[0], positions[-1])
     if positions == list(range(len(positions))):
-        Cursor(entries, positions[0], positions[-1])  # contiguous: accepted
+        Cursor(entries)  # contiguous: accepted
         return
     with pytest.raises(JournalGap, match=f"at positions {positions[0]} to {positions[-1]}"):
-        Cursor(entries, positions[0], positions[-1])
+        Cursor(entries)
 
 
 def test_no_entries_need_no_span_and_entries_need_one() -> None:
-    Cursor([], None, None)
+    Cursor(journal([]))
     with pytest.raises(JournalGap):
-        Cursor(journal([("step", "a")]), None, None)
+        Cursor(journal([("step", "a")], None, None))

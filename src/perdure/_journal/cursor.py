@@ -7,10 +7,10 @@ is the same operation), then ``None`` for new positions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from perdure._model.errors import NonDeterminismError
-from perdure._model.records import JournalEntry, Recorded
+from perdure._model.records import JournalEntry, Replay
+
+_EMPTY = Replay(kinds=[], names=[], oks=[], results=[], attempts=[])
 
 
 class JournalGap(Exception):
@@ -18,39 +18,45 @@ class JournalGap(Exception):
 
 
 class Cursor:
-    __slots__ = ("entries", "position")
+    __slots__ = ("attempts", "kinds", "names", "oks", "position", "results", "size")
 
-    def __init__(
-        self, entries: Sequence[Recorded], first: int | None = None, last: int | None = None
-    ) -> None:
-        """``entries`` by position; ``first`` and ``last`` are the lowest and highest positions
-        recorded, which must be 0 and ``len(entries) - 1`` (the store's primary key makes
-        positions unique, so the two rule out gaps)."""
-        if entries and (first != 0 or last != len(entries) - 1):
-            raise JournalGap(f"{len(entries)} journal entries are recorded at positions {first} to {last}")
-        self.entries = entries
-        """The recorded entries, by position (read-only: the runner's replay fast path reads them)."""
+    def __init__(self, recorded: Replay = _EMPTY) -> None:
+        """``recorded``: the journal by position, as columns (read-only: the runner's replay
+        fast path reads them). Its lowest and highest positions must be 0 and its length
+        less one (the store's primary key makes positions unique, so the two rule out gaps)."""
+        size = len(recorded.kinds)
+        if size and (recorded.first != 0 or recorded.last != size - 1):
+            raise JournalGap(
+                f"{size} journal entries are recorded at positions {recorded.first} to {recorded.last}"
+            )
+        self.kinds = recorded.kinds
+        self.names = recorded.names
+        self.oks = recorded.oks
+        self.results = recorded.results
+        self.attempts = recorded.attempts
+        self.size = size
         self.position = 0
 
     def next(self, kind: str, name: str) -> tuple[int, JournalEntry | None]:
         """Take the next position; the entry recorded there, or ``None`` if it is new."""
         pos = self.position
-        entries = self.entries
-        if pos < len(entries):
-            rkind, rname, ok, result, attempts = entries[pos]
-            if rkind != kind or rname != name:  # a mismatch consumes nothing
-                raise NonDeterminismError(pos, f"{rkind} {rname!r}", f"{kind} {name!r}")
+        if pos < self.size:
+            if self.kinds[pos] != kind or self.names[pos] != name:  # a mismatch consumes nothing
+                raise NonDeterminismError(pos, f"{self.kinds[pos]} {self.names[pos]!r}", f"{kind} {name!r}")
             self.position = pos + 1
-            return pos, JournalEntry(pos, kind, name, bool(ok), result, None, attempts)
+            ok, result, attempts = bool(self.oks[pos]), self.results[pos], self.attempts[pos]
+            return pos, JournalEntry(pos, kind, name, ok, result, None, attempts)
         self.position = pos + 1
         return pos, None
 
     def recorded_kind(self) -> str | None:
         """The kind of the entry at the current position, if one is recorded there."""
-        return self.entries[self.position][0] if self.position < len(self.entries) else None
+        return self.kinds[self.position] if self.position < self.size else None
 
     def finish(self) -> None:
         """The code ended: every recorded entry must have been replayed."""
-        if self.position < len(self.entries):
-            kind, name, *_ = self.entries[self.position]
-            raise NonDeterminismError(self.position, f"{kind} {name!r}", "the end of the workflow")
+        pos = self.position
+        if pos < self.size:
+            raise NonDeterminismError(
+                pos, f"{self.kinds[pos]} {self.names[pos]!r}", "the end of the workflow"
+            )

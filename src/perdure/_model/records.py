@@ -87,12 +87,6 @@ class JournalEntry(msgspec.Struct, frozen=True):
     ended_at: float = 0.0
 
 
-Recorded = tuple[str, str, int, bytes, int]
-"""What replay reads of a journal entry: kind, name, ok (true or 1 for a value, false or 0
-for a recorded error), result, attempts. A plain row, not a struct: recovery reads ten
-thousands of them at once."""
-
-
 class RetryState(msgspec.Struct, frozen=True, kw_only=True):
     """A step that failed and waits for its next attempt."""
 
@@ -104,16 +98,22 @@ class RetryState(msgspec.Struct, frozen=True, kw_only=True):
     """When the next attempt may start (epoch seconds)."""
 
 
-class Replay(msgspec.Struct, frozen=True):
-    """What loading an instance for a run reads of its journal, in one read."""
+class Replay(msgspec.Struct, frozen=True, kw_only=True):
+    """What loading an instance for a run reads of its journal, in one read: of each entry
+    what replay needs, by position, as columns (recovery reads ten thousands of entries;
+    the inputs and times are for people to read)."""
 
-    entries: list[Recorded]
-    """By position."""
-    first: int | None
+    kinds: list[str]
+    names: list[str]
+    oks: list[int]
+    """True (or 1) for a value, false (or 0) for a recorded error."""
+    results: list[bytes]
+    attempts: list[int]
+    first: int | None = None
     """The lowest and highest recorded positions: replay checks they are 0 and
-    ``len(entries) - 1`` (``None`` with no entries)."""
-    last: int | None
-    retries: list[RetryState]
+    ``len(kinds) - 1`` (``None`` with no entries)."""
+    last: int | None = None
+    retries: list[RetryState] = msgspec.field(default_factory=list)
 
 
 class InstanceUpdate(msgspec.Struct, frozen=True, kw_only=True):

@@ -63,7 +63,7 @@ async def _call(
     if found is None:
         return None
     session, revision = found
-    act = Activation(rt, row, method, Cursor([]), [])
+    act = Activation(rt, row, method, Cursor(), [])
     act.actor = session
     act.direct = True
     bound = inspect.BoundArguments(method.signature, arguments)

@@ -395,19 +395,19 @@ class Activation:
         # nothing to raise, inlined. Anything else takes the general path below.
         cursor = self.cursor
         pos = cursor.position
-        entries = cursor.entries
         # Nothing for check() to raise, tested inline: a call costs more than the checks.
         if (
-            pos < len(entries)
+            pos < cursor.size
             and self.broken is None
             and self.suspending is None
             and not (self.timed_out or self.draining or self.direct)
         ):
-            kind, name, ok, data, _ = entries[pos]
-            if ok and name == step.name and kind == "step":
+            name = cursor.names[pos]
+            if cursor.oks[pos] and name == step.name and cursor.kinds[pos] == "step":
                 cursor.position = pos + 1
                 found = self._decoders.get(name)
                 dec = found[1] if found is not None and found[0] is step else self._result_decoder(step)
+                data = cursor.results[pos]
                 value = dec.decode(data[1:]) if data[:1] == _JSON else serializer.decode_with(dec, data)
                 return Ready(value, None) if self.defn.is_async else value
         pos, entry = self.take("step", step.name)
@@ -863,7 +863,7 @@ async def load(
         session = loaded
     replay = None if fresh else await rt.store.load_replay(row.id)
     try:
-        cursor = Cursor([]) if replay is None else Cursor(replay.entries, replay.first, replay.last)
+        cursor = Cursor() if replay is None else Cursor(replay)
     except JournalGap as exc:
         return f"broken invariant: {exc}"
     try:

@@ -8,6 +8,7 @@ set-wise statements) are written once here; each store only runs the statements.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -22,7 +23,6 @@ from perdure._model.records import (
     InstanceRow,
     Message,
     OplogRow,
-    Recorded,
     Replay,
     RetryState,
     ScheduleRow,
@@ -72,7 +72,21 @@ PACK_SIZE = 256
 PACK_MAX_BYTES = 256 * 1024
 """Runs whose results add up to more are not packed: a pack copies the results, and large
 ones cost more to store twice than to read as rows."""
-_pack_decoder = msgspec.msgpack.Decoder(list[tuple[str, str, int, bytes, int]])
+
+
+class _Pack(msgspec.Struct, array_like=True, frozen=True):
+    """A pack's blob: its distinct operations (``kinds[i]``, ``names[i]``), then for each
+    entry the index of its operation, its ok, result and attempts."""
+
+    kinds: list[str]
+    names: list[str]
+    ops: list[int]
+    oks: list[int]
+    results: list[bytes]
+    attempts: list[int]
+
+
+_pack_decoder = msgspec.msgpack.Decoder(_Pack)
 
 
 def chunk_ends(entries: Sequence[tuple[Any, ...]]) -> list[tuple[str, int, int]]:
@@ -82,12 +96,18 @@ def chunk_ends(entries: Sequence[tuple[Any, ...]]) -> list[tuple[str, int, int]]
     return [(e[0], e[1] - last, e[1]) for e in entries if e[1] % PACK_SIZE == last]
 
 
-def pack(chunk: Sequence[Recorded]) -> bytes | None:
-    """The pack of ``chunk`` (``journal_chunk``'s rows), or ``None`` if it is not one: not
-    full (an earlier position is not recorded yet), or too large (see ``PACK_MAX_BYTES``)."""
+def pack(chunk: Sequence[Sequence[Any]]) -> bytes | None:
+    """The pack of ``chunk`` (``journal_chunk``'s rows: kind, name, ok, result, attempts), or
+    ``None`` if it is not one: not full (an earlier position is not recorded yet), or too
+    large (see ``PACK_MAX_BYTES``)."""
     if len(chunk) != PACK_SIZE or sum(len(r[3]) for r in chunk) > PACK_MAX_BYTES:
         return None
-    return msgspec.msgpack.encode(chunk)
+    ops: dict[tuple[str, str], int] = {}
+    index = [ops.setdefault((r[0], r[1]), len(ops)) for r in chunk]
+    _, _, oks, results, attempts = zip(*chunk, strict=True)
+    return msgspec.msgpack.encode(
+        _Pack([k for k, _ in ops], [n for _, n in ops], index, list(oks), list(results), list(attempts))
+    )
 
 
 def usable_packs(packs: Sequence[tuple[int, bytes]]) -> list[bytes]:
@@ -106,12 +126,34 @@ def replay(
 ) -> Replay:
     """A ``Replay`` from the ``usable_packs``, ``rest`` (``journal_replay``'s rows from the
     first position they leave out), ``journal_span``'s row and ``retries_load``'s rows."""
-    entries: list[Recorded] = []
+    kinds: list[str] = []
+    names: list[str] = []
+    oks: list[int] = []
+    results: list[bytes] = []
+    attempts: list[int] = []
     for data in packs:
-        entries.extend(_pack_decoder.decode(data))
-    entries.extend(rest)
-    states = [RetryState(position=p, attempts=a, last_error=err, next_at=n) for p, a, err, n in retries]
-    return Replay(entries, span[0], span[1], states)
+        pk = _pack_decoder.decode(data)
+        if len(pk.kinds) == 1:  # one operation throughout: a loop of the same step
+            kinds += pk.kinds * len(pk.ops)
+            names += pk.names * len(pk.ops)
+        else:  # two operations or more, so two entries or more: itemgetter gives a tuple
+            pick = itemgetter(*pk.ops)
+            kinds += pick(pk.kinds)
+            names += pick(pk.names)
+        oks += pk.oks
+        results += pk.results
+        attempts += pk.attempts
+    if rest:
+        k, n, o, r, a = zip(*rest, strict=True)
+        kinds += k
+        names += n
+        oks += o
+        results += r
+        attempts += a
+    return Replay(
+        kinds=kinds, names=names, oks=oks, results=results, attempts=attempts, first=span[0], last=span[1],
+        retries=[RetryState(position=p, attempts=a, last_error=err, next_at=n) for p, a, err, n in retries],
+    )  # fmt: skip
 
 
 def schedule_row(values: Sequence[Any]) -> ScheduleRow:
