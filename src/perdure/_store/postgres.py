@@ -499,15 +499,11 @@ must not keep the rows its commit locked (claims skip locked rows), so its insta
 taken over; its COMMIT then fails, and the retry is fenced out."""
 
 
-def _configurer(channel: str) -> Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]:
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     """What each new pool connection is set up with: the idle timeout, and the channel its
     NOTIFYs go to (``wake``, ``actor_wake``), set once here for every statement to read."""
-
-    async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
-        await conn.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'")
-        await conn.execute(Q["wake_channel_set"], (channel,))
-
-    return configure
+    await conn.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'")
+    await conn.execute(Q["wake_channel_set"])
 
 
 def wakes_others(batch: Sequence[Op]) -> bool:
@@ -555,8 +551,6 @@ class PostgresStore:
     async def open(self) -> None:
         if self._pool is not None:
             return
-        schema = await asyncio.to_thread(self._migrate)
-        self._channel = f"perdure:{schema}"[:63]
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
             self._conninfo,
             min_size=1,
@@ -565,16 +559,38 @@ class PostgresStore:
             timeout=self._timeout,
             open=False,
             name="perdure",
-            configure=_configurer(self._channel),
+            configure=_configure,
         )
         try:
             await pool.open(wait=True, timeout=self._timeout)
+            schema = await self._up_to_date(pool)
         except (PoolTimeout, psycopg.Error) as exc:
             await pool.close()
             raise map_error(exc, f"{self.url} (open)", self._secrets) from exc
+        if schema is None:
+            try:
+                schema = await asyncio.to_thread(self._migrate)
+            except BaseException:
+                await pool.close()
+                raise
+        self._channel = f"perdure:{schema}"[:63]  # as wake_channel_set names it
         self._pool = pool
         if self._callbacks:
             self._start_listener()
+
+    @staticmethod
+    async def _up_to_date(pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]) -> str | None:
+        """The schema's name if it holds this version's perdure schema already, else ``None``
+        (``_migrate`` then creates, migrates or refuses it, under its lock)."""
+        async with pool.connection() as conn:
+            found = await (await conn.execute(Q["schema_state"])).fetchone()
+            if found is None or not found[1]:
+                return None
+            meta = dict(await (await conn.execute(Q["meta_all"])).fetchall())
+        newest = str(migrate.latest(DIALECT))
+        return (
+            str(found[0]) if meta.get("app") == migrate.APP and meta.get("schema_version") == newest else None
+        )
 
     def _migrate(self) -> str:
         """Create or migrate the schema under an advisory lock; returns the schema's name."""

@@ -5,6 +5,9 @@
 -- name: meta_get
 SELECT value FROM perdure_meta WHERE key = %s;
 
+-- name: meta_all
+SELECT key, value FROM perdure_meta;
+
 -- name: meta_set
 INSERT INTO perdure_meta (key, value) VALUES (%s, %s)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value;
@@ -364,8 +367,14 @@ SELECT min(t) FROM (
 ) AS wakes;
 
 -- name: wake_channel_set
--- The channel of this schema's wake-ups, for the session's statements that NOTIFY.
-SELECT set_config('perdure.wake_channel', %s, false);
+-- The channel of this schema's wake-ups, for the session's statements that NOTIFY (the
+-- store's channel: "perdure:" and the schema, cut to a name's 63 characters).
+SELECT set_config('perdure.wake_channel', left('perdure:' || current_schema(), 63), false);
+
+-- name: schema_state
+-- The schema's name and whether it has a perdure_meta: an engine opening an up-to-date
+-- database needs no migration connection (nor its lock).
+SELECT current_schema(), to_regclass(quote_ident(current_schema()) || '.perdure_meta') IS NOT NULL;
 
 -- name: wake
 -- Tells the other executors on this schema that work may be ready (LISTEN/NOTIFY).
