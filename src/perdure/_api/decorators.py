@@ -10,12 +10,12 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from perdure._model.definitions import Definition, Kind, Registry, check_name, default_registry
 from perdure._model.errors import InvalidArgument
 from perdure._model.policies import DEFAULT_RETRY, RetryPolicy
-from perdure._runtime import context
+from perdure._runtime import runner
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -50,17 +50,12 @@ class Step(_Registered, Generic[P, R]):
     """A registered step. In an ``async def`` workflow, ``await step(...)``; in a ``def``
     workflow, ``step(...)`` returns the value itself."""
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
-        act = _current_activation()
-        if act is None or _current_step_scope() is not None:  # the hot path skips the message
-            act = context.require_activation(f"step {self.definition.name!r}")
-        result: Awaitable[R] = act.call_step(self.definition, args, kwargs)
-        return result
+    if TYPE_CHECKING:
 
+        def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]: ...
 
-# Bound once: ``Step.__call__`` runs for every step, replayed ones included.
-_current_activation = context.activation.get
-_current_step_scope = context.step_scope.get
+    else:
+        __call__ = runner.step_call  # written out there, with the replay fast path
 
 
 class _WorkflowDecorator(Protocol):
