@@ -493,6 +493,10 @@ _APPLY: dict[type, Callable[[_Tx, Any], Awaitable[Outcome]]] = {
 """The non-append operations, by type."""
 
 
+WARM_CONNECTIONS = 3
+"""Connections the pool opens at once and keeps: an executor starting reads and commits
+several things at a time, and a connection made on demand costs a few milliseconds."""
+
 IDLE_IN_TRANSACTION = "5s"
 """A transaction left open this long is ended by the server: a paused or cut-off executor
 must not keep the rows its commit locked (claims skip locked rows), so its instances can be
@@ -553,7 +557,7 @@ class PostgresStore:
             return
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
             self._conninfo,
-            min_size=1,
+            min_size=min(WARM_CONNECTIONS, self.pool_size),
             max_size=self.pool_size,
             kwargs={"autocommit": True, "connect_timeout": max(1, int(self._timeout))},
             timeout=self._timeout,
