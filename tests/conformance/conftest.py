@@ -1,4 +1,5 @@
-"""The ``store`` fixture: every conformance test runs on each backend listed in BACKENDS.
+"""The ``store`` fixture: every conformance test runs on each backend listed in BACKENDS
+(``pg_store``: a PostgreSQL store alone, for the tests of that store only).
 
 A backend knows how to make a store on a fresh database of its own, and how
 to tamper with that database from outside the store (foreign tables, a newer
@@ -114,3 +115,11 @@ async def other(backend: Backend, store: Store) -> AsyncIterator[Store]:
     await s.open()
     yield s
     await s.close()
+
+
+@pytest.fixture
+async def pg_store(postgres_url: str) -> AsyncIterator[PostgresStore]:
+    store = PostgresStore(postgres_url)
+    await store.open()
+    yield store
+    await store.close()

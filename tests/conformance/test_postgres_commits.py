@@ -8,7 +8,6 @@ taking a row and committing its new token, and check what the record does then.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
@@ -31,14 +30,6 @@ from perdure._model.records import (
 from perdure._store.postgres import PostgresStore, map_error
 
 NOW = 1_700_000_000.0
-
-
-@pytest.fixture
-async def pg_store(postgres_url: str) -> AsyncIterator[PostgresStore]:
-    store = PostgresStore(postgres_url)
-    await store.open()
-    yield store
-    await store.close()
 
 
 def step_record(position: int, token: int) -> Append:

@@ -82,8 +82,10 @@ from perdure._model.records import (
 from perdure._store import migrate
 from perdure._store.prepared import Prepared
 from perdure._store.rows import (
+    PACK_SIZE,
     AppendRows,
     actor_row,
+    chunk_ends,
     direct_params,
     fence,
     insert_params,
@@ -91,10 +93,12 @@ from perdure._store.rows import (
     mail_params,
     message_params,
     oplog_row,
+    pack,
     parse_cursor,
     parse_key_cursor,
     replay,
     schedule_row,
+    usable_packs,
 )
 from perdure._store.sql import queries
 
@@ -549,6 +553,8 @@ class PostgresStore:
         """The connection commits run on between commits (see ``_commit_conn``)."""
         self._committing = False
         self._closed = False
+        self._packing: set[asyncio.Task[None]] = set()
+        """Journal packs being written (see ``_pack_later``)."""
 
     # --- connections ---------------------------------------------------------
 
@@ -616,6 +622,8 @@ class PostgresStore:
     async def close(self) -> None:
         if self._closed:
             return
+        if self._packing:  # before the pool goes: they are quick, and what they write is kept
+            await asyncio.gather(*self._packing, return_exceptions=True)
         self._closed = True
         if self._listener is not None:
             self._listener.cancel()
@@ -729,6 +737,39 @@ class PostgresStore:
     # --- the write entry -----------------------------------------------------
 
     async def commit(self, batch: Sequence[Op]) -> list[Outcome]:
+        outcomes = await self._commit(batch)
+        for op, outcome in zip(batch, outcomes, strict=True):
+            if type(op) is Append and op.entries and isinstance(outcome, AppendOutcome) and outcome.ok:
+                for _, first, _ in chunk_ends([(op.instance_id, e.position) for e in op.entries]):
+                    self._pack_later(op.instance_id, op.token, first)
+        return outcomes
+
+    def _pack_later(self, instance_id: str, token: int, first: int) -> None:
+        """Pack the run of positions from ``first`` (see ``journal_packs``) in the background: the
+        hot path's commit is one round trip with no read in it. A pack is a cache of rows,
+        so a failure only leaves the rows to be read."""
+        task = asyncio.get_running_loop().create_task(self._pack(instance_id, token, first))
+        self._packing.add(task)
+        task.add_done_callback(self._packing.discard)
+
+    async def _pack(self, instance_id: str, token: int, first: int) -> None:
+        """In a transaction of its own, fenced by the claim ``token``: the instance's row is
+        locked against a continue-as-new (which moves the token and clears the packs) until
+        the pack is in, or the pack is not written."""
+        try:
+            async with self._conn("pack") as conn, conn.transaction():
+                if await (await conn.execute(Q["pack_fence"], (instance_id, token))).fetchone() is None:
+                    return
+                last = first + PACK_SIZE - 1
+                data = pack(
+                    await (await conn.execute(Q["journal_chunk"], (instance_id, first, last))).fetchall()
+                )
+                if data is not None:
+                    await conn.execute(Q["journal_pack_insert"], (instance_id, first, data))
+        except (StoreError, psycopg.Error) as exc:
+            log.debug("could not pack the journal of %s from %d: %s", instance_id, first, exc)
+
+    async def _commit(self, batch: Sequence[Op]) -> list[Outcome]:
         alone = _alone(batch[0]) if len(batch) == 1 and not wakes_others(batch) else None
         if alone is not None:
             return [await self._commit_alone(*alone)]
@@ -860,13 +901,14 @@ class PostgresStore:
         )
 
     async def load_replay(self, instance_id: str) -> Replay:
-        # This store writes no journal packs (yet): the rows are read from position 0.
         async with self._conn("load_replay") as conn:
-            rest = await (await conn.execute(Q["journal_replay"], (instance_id, 0))).fetchall()
+            packs = usable_packs(await (await conn.execute(Q["journal_packs"], (instance_id,))).fetchall())
+            start = len(packs) * PACK_SIZE
+            rest = await (await conn.execute(Q["journal_replay"], (instance_id, start))).fetchall()
             span = await (await conn.execute(Q["journal_span"], {"id": instance_id})).fetchone()
             retries = await (await conn.execute(Q["retries_load"], (instance_id,))).fetchall()
         assert span is not None
-        return replay((), rest, span, retries)
+        return replay(packs, rest, span, retries)
 
     async def list_executors(self) -> list[ExecutorRow]:
         return [

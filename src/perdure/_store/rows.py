@@ -81,7 +81,7 @@ class _Pack(msgspec.Struct, array_like=True, frozen=True):
     kinds: list[str]
     names: list[str]
     ops: list[int]
-    oks: list[int]
+    oks: list[bool]
     results: list[bytes]
     attempts: list[int]
 
@@ -106,7 +106,14 @@ def pack(chunk: Sequence[Sequence[Any]]) -> bytes | None:
     index = [ops.setdefault((r[0], r[1]), len(ops)) for r in chunk]
     _, _, oks, results, attempts = zip(*chunk, strict=True)
     return msgspec.msgpack.encode(
-        _Pack([k for k, _ in ops], [n for _, n in ops], index, list(oks), list(results), list(attempts))
+        _Pack(
+            [k for k, _ in ops],
+            [n for _, n in ops],
+            index,
+            [bool(o) for o in oks],
+            list(results),
+            list(attempts),
+        )
     )
 
 

@@ -183,6 +183,11 @@ SELECT first, data FROM journal_packs WHERE instance_id = %s ORDER BY first;
 SELECT kind, name, ok::boolean, result, attempts
 FROM journal WHERE instance_id = %s AND position BETWEEN %s AND %s ORDER BY position;
 
+-- name: pack_fence
+-- A pack is written under the claim that recorded its entries: the row stays locked until
+-- the pack is in, so a continue-as-new (a new token, the packs cleared) comes after it.
+SELECT 1 FROM instances WHERE id = %s AND token = %s FOR SHARE;
+
 -- name: journal_pack_insert
 INSERT INTO journal_packs (instance_id, first, data) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING;
 

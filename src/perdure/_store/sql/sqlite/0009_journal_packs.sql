@@ -1,7 +1,8 @@
 -- perdure schema 9: journal packs. A copy of what replay reads (kind, name, ok, result,
--- attempts) of a full run of PACK_SIZE journal entries, as one msgpack blob written in the
--- transaction that records the run's last entry, so that recovering a long journal decodes a
--- few blobs instead of converting ten thousands of rows. The journal's rows stay the record
+-- attempts) of a full run of PACK_SIZE journal entries, as one msgpack blob written when the
+-- run's last entry is recorded (SQLite: in its transaction; PostgreSQL: just after, in one
+-- fenced by the claim token), so that recovering a long journal decodes a few blobs instead
+-- of converting ten thousands of rows. The journal's rows stay the record
 -- (histories read them); a pack is a cache of them that replay may use, and a missing pack
 -- only means reading rows. Continue-as-new clears the packs with the journal.
 CREATE TABLE journal_packs (
