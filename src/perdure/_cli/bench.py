@@ -104,7 +104,8 @@ MEASURED = {
         "open_to_first_new_step_ms is from just before perdure.Engine(...) is constructed and opened to "
         "the marker step's body starting (journal load and replay of all N steps included); "
         "workflow_entry_to_first_new_step_ms is the replay inside the workflow code alone; "
-        "spawn_to_first_new_step_ms adds interpreter start and imports"
+        "spawn_to_first_new_step_ms adds interpreter start and imports (on PostgreSQL, psycopg's "
+        "too, which perdure imports when an Engine first uses it)"
     ),
     "sleepers": (
         "N workflows started (gathered in chunks of 5,000) each run one no-op step then sleep; "
