@@ -23,6 +23,7 @@ messages.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import re
@@ -507,6 +508,15 @@ must not keep the rows its commit locked (claims skip locked rows), so its insta
 taken over; its COMMIT then fails, and the retry is fenced out."""
 
 
+def wake_channel(schema: str) -> str:
+    """The channel of the wake-ups of ``schema``, as ``wake_channel_set`` names it: a channel
+    is a name, at most 63 bytes (a longer one fails every NOTIFY)."""
+    channel = f"perdure:{schema}"
+    if len(channel.encode()) <= 63:
+        return channel
+    return f"perdure:{hashlib.md5(schema.encode()).hexdigest()}"  # noqa: S324 - a name, not a secret
+
+
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     """What each new pool connection is set up with: the idle timeout, and the channel its
     NOTIFYs go to (``wake``, ``actor_wake``), set once here for every statement to read."""
@@ -583,7 +593,7 @@ class PostgresStore:
             except BaseException:
                 await pool.close()
                 raise
-        self._channel = f"perdure:{schema}"[:63]  # as wake_channel_set names it
+        self._channel = wake_channel(schema)
         self._pool = pool
         if self._callbacks:
             self._start_listener()

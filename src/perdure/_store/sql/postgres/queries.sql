@@ -372,9 +372,12 @@ SELECT min(t) FROM (
 ) AS wakes;
 
 -- name: wake_channel_set
--- The channel of this schema's wake-ups, for the session's statements that NOTIFY (the
--- store's channel: "perdure:" and the schema, cut to a name's 63 characters).
-SELECT set_config('perdure.wake_channel', left('perdure:' || current_schema(), 63), false);
+-- The channel of this schema's wake-ups, for the session's statements that NOTIFY (named as
+-- postgres.wake_channel names it: "perdure:" and the schema, or the schema's md5 where that
+-- passes the 63 bytes of a name).
+SELECT set_config('perdure.wake_channel', CASE
+    WHEN octet_length('perdure:' || current_schema()) <= 63 THEN 'perdure:' || current_schema()
+    ELSE 'perdure:' || md5(current_schema()) END, false);
 
 -- name: schema_state
 -- The schema's name and whether it has a perdure_meta: an engine opening an up-to-date
