@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from conformance.test_store import commit1, replayed, rows_of, running, varied
@@ -83,3 +84,29 @@ async def test_replay_reads_the_packs_rather_than_the_rows(store: SQLiteStore, p
     replay = await store.load_replay("w1")
     assert rows_of(replay) == forged + replayed(entries[PACK_SIZE:])
     assert await store.load_journal("w1") == entries  # histories read the rows
+
+
+FULL = pack([("step", "a", 1, b"J0", 1)] * PACK_SIZE)
+assert FULL is not None
+
+
+@pytest.mark.parametrize("data", [b"\xc1 not msgpack", FULL[:-3]])
+async def test_a_pack_that_cannot_be_read_is_passed_over_for_the_rows(
+    store: SQLiteStore, path: Path, data: bytes
+) -> None:
+    await running(store, "w1")
+    entries = [varied(p) for p in range(2 * PACK_SIZE)]
+    await record(store, "w1", entries)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE journal_packs SET data = ? WHERE first = 0", (data,))
+    assert rows_of(await store.load_replay("w1")) == replayed(entries)
+
+
+async def test_a_pack_of_the_wrong_size_is_passed_over_for_the_rows(store: SQLiteStore, path: Path) -> None:
+    await running(store, "w1")
+    entries = [varied(p) for p in range(2 * PACK_SIZE)]
+    await record(store, "w1", entries)
+    short = msgspec.msgpack.encode([["step"], ["a"], [0] * 10, [True] * 10, [b"J0"] * 10, [1] * 10])
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE journal_packs SET data = ? WHERE first = 0", (short,))
+    assert rows_of(await store.load_replay("w1")) == replayed(entries)

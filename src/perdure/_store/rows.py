@@ -117,19 +117,31 @@ def pack(chunk: Sequence[Sequence[Any]]) -> bytes | None:
     )
 
 
-def usable_packs(packs: Sequence[tuple[int, bytes]]) -> list[bytes]:
-    """Of ``journal_packs``' rows, the packs replay uses: those contiguous from position 0
-    (after a missing one, rows are read); they hold ``PACK_SIZE`` entries each."""
-    used: list[bytes] = []
+def usable_packs(packs: Sequence[tuple[int, bytes]]) -> list[_Pack]:
+    """Of ``journal_packs``' rows, the packs replay uses, decoded: those contiguous from
+    position 0, each of ``PACK_SIZE`` entries. After a missing or unreadable one (a pack is
+    a copy of rows), rows are read."""
+    used: list[_Pack] = []
     for first, data in packs:
         if first != len(used) * PACK_SIZE:
             break
-        used.append(data)
+        try:
+            pk = _pack_decoder.decode(data)
+        except msgspec.MsgspecError:
+            break
+        sizes = {len(pk.ops), len(pk.oks), len(pk.results), len(pk.attempts)}
+        if (
+            sizes != {PACK_SIZE}
+            or len(pk.kinds) != len(pk.names)
+            or not 0 <= min(pk.ops) <= max(pk.ops) < len(pk.kinds)
+        ):
+            break
+        used.append(pk)
     return used
 
 
 def replay(
-    packs: Sequence[bytes], rest: Sequence[Any], span: Sequence[Any], retries: Sequence[Any]
+    packs: Sequence[_Pack], rest: Sequence[Any], span: Sequence[Any], retries: Sequence[Any]
 ) -> Replay:
     """A ``Replay`` from the ``usable_packs``, ``rest`` (``journal_replay``'s rows from the
     first position they leave out), ``journal_span``'s row and ``retries_load``'s rows."""
@@ -138,8 +150,7 @@ def replay(
     oks: list[int] = []
     results: list[bytes] = []
     attempts: list[int] = []
-    for data in packs:
-        pk = _pack_decoder.decode(data)
+    for pk in packs:
         if len(pk.kinds) == 1:  # one operation throughout: a loop of the same step
             kinds += pk.kinds * len(pk.ops)
             names += pk.names * len(pk.ops)
