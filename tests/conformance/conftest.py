@@ -37,6 +37,9 @@ class Backend(Protocol):
     def corrupt(self) -> None:
         """Make the database something the backend cannot read as a database at all."""
 
+    def rows(self, sql: str) -> list[tuple[object, ...]]:
+        """What a query without parameters reads, from outside the store."""
+
 
 class SQLiteBackend:
     name = "sqlite"
@@ -52,6 +55,13 @@ class SQLiteBackend:
         try:
             with conn:
                 conn.execute(sql, params)
+        finally:
+            conn.close()
+
+    def rows(self, sql: str) -> list[tuple[object, ...]]:
+        conn = sqlite3.connect(self.path)
+        try:
+            return conn.execute(sql).fetchall()
         finally:
             conn.close()
 
@@ -77,6 +87,10 @@ class PostgresBackend:
     def _execute(self, sql: str, params: tuple[str, ...] = ()) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(sql, params)
+
+    def rows(self, sql: str) -> list[tuple[object, ...]]:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return conn.execute(sql).fetchall()
 
     def add_foreign_table(self) -> None:
         self._execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT)")

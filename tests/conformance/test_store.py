@@ -326,6 +326,34 @@ async def test_a_message_sent_with_its_journal_entry_is_delivered_once_per_sende
     assert await store.next_message("target", "topic") is None
 
 
+async def test_a_consumed_message_keeps_its_sender_key_but_not_its_payload(
+    store: Store, backend: Backend
+) -> None:
+    # The receiver's journal entry holds the payload; the row stays for the sender's key
+    # (a send repeated after its acknowledgement was lost is not delivered again).
+    await running(store, "sender")
+    await create(store, row("target"))
+    message = Message(target="target", topic="topic", payload=b'J"hi"', at=NOW, sender_key="sender:0")
+    send = Append(instance_id="sender", token=1, entries=(entry(0),), sends=(message,))
+    await commit1(store, send)
+    (claimed,) = [r for r in await claim(store) if r.id == "target"]
+    recv = JournalEntry(position=0, kind="recv", name="topic", ok=True, result=b'J"hi"')
+    await commit1(
+        store, Append(instance_id="target", token=claimed.token, entries=(recv,), consumes=(("topic", 1),))
+    )
+    assert backend.rows("SELECT sender_key, length(payload) FROM messages") == [("sender:0", 0)]
+    await commit1(store, send)
+    assert await store.next_message("target", "topic") is None
+    # The same for an actor's mailbox.
+    await commit1(store, Post(mail("t", b"J1", "client:1")))
+    first = invocation("Counter/k/1", status=Status.RUNNING, owner="ex-1", token=1)
+    await enqueue(store, first)
+    recv = JournalEntry(position=0, kind="recv", name="t", ok=True, result=b"J1")
+    taken = Append(instance_id=first.id, token=1, entries=(recv,), consumes=(("t", 1),), mailbox="Counter/k")
+    assert await commit1(store, taken) == AppendOutcome(ok=True)
+    assert backend.rows("SELECT sender_key, length(payload) FROM actor_messages") == [("client:1", 0)]
+
+
 # --- every operation is safe to submit twice ---------------------------------
 
 

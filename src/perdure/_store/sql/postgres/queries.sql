@@ -267,7 +267,8 @@ WITH woke AS (
 SELECT pg_notify(current_setting('perdure.wake_channel'), '') FROM woke;
 
 -- name: message_consume
-UPDATE messages SET consumed = 1 WHERE instance_id = %s AND topic = %s AND seq = %s;
+-- The receiver's journal entry holds the payload now; the row stays for its sender's key.
+UPDATE messages SET consumed = 1, payload = ''::bytea WHERE instance_id = %s AND topic = %s AND seq = %s;
 
 -- name: message_next
 SELECT seq, payload FROM messages
@@ -549,4 +550,4 @@ WHERE actor_id = %s AND topic = %s AND consumed = 0
 ORDER BY seq LIMIT 1;
 
 -- name: mailbox_consume
-UPDATE actor_messages SET consumed = 1 WHERE actor_id = %s AND topic = %s AND seq = %s;
+UPDATE actor_messages SET consumed = 1, payload = ''::bytea WHERE actor_id = %s AND topic = %s AND seq = %s;

@@ -186,7 +186,8 @@ WHERE id = (SELECT parent_id FROM instances WHERE id = :id)
   AND status = 'waiting' AND waiting_topic = '__child__:' || :id;
 
 -- name: message_consume
-UPDATE messages SET consumed = 1 WHERE instance_id = ? AND topic = ? AND seq = ?;
+-- The receiver's journal entry holds the payload now; the row stays for its sender's key.
+UPDATE messages SET consumed = 1, payload = x'' WHERE instance_id = ? AND topic = ? AND seq = ?;
 
 -- name: message_next
 SELECT seq, payload FROM messages
@@ -401,4 +402,4 @@ WHERE actor_id = ? AND topic = ? AND consumed = 0
 ORDER BY seq LIMIT 1;
 
 -- name: mailbox_consume
-UPDATE actor_messages SET consumed = 1 WHERE actor_id = ? AND topic = ? AND seq = ?;
+UPDATE actor_messages SET consumed = 1, payload = x'' WHERE actor_id = ? AND topic = ? AND seq = ?;
