@@ -70,7 +70,8 @@ class InstanceRow(msgspec.Struct, frozen=True, kw_only=True):
 class JournalEntry(msgspec.Struct, frozen=True):
     """The recorded outcome of one durable operation at one position.
 
-    Not keyword-only: replay builds ten thousands of these straight from rows.
+    Not keyword-only: a history is built of these straight from rows (replay reads its
+    journal as columns instead, see ``Replay``).
     """
 
     position: int
