@@ -175,11 +175,50 @@ async def test_commits_after_their_connection_is_cut_go_on_on_a_new_one(
     assert held is not None
     async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
         await admin.execute("SELECT pg_terminate_backend(%s)", (held.info.backend_pid,))
+    watch = pg_store._watch
+    assert watch is not None
+
+    async def watching() -> bool:
+        assert watch is not None
+        return watch.watching
+
+    # The server's goodbye makes the socket readable with no statement waiting: the loop
+    # stops watching it rather than spin on it.
+    await eventually(watching, lambda w: not w, what="the idle socket's watch to stop")
     with pytest.raises(StoreUnavailable):
         await pg_store.commit([step_record(1, token=1)])
+    assert pg_store._watch is None, "the failed record stopped the watch before letting go of its connection"
     assert await pg_store.commit([step_record(1, token=1)]) == [AppendOutcome(ok=True)]
     assert pg_store._committer is not held
     assert [e.position for e in await pg_store.load_journal("w1")] == [0, 1]
+
+
+def watched(store: PostgresStore) -> bool:
+    """Whether the loop watches the committer's socket between statements."""
+    return store._watch is not None and store._watch.watching
+
+
+async def test_step_records_keep_the_socket_watched_and_other_commits_take_it_back(
+    pg_store: PostgresStore,
+) -> None:
+    await running(pg_store, token=1)
+    assert await pg_store.commit([step_record(0, token=1)]) == [AppendOutcome(ok=True)]
+    assert watched(pg_store)
+    watch = pg_store._watch
+    assert await pg_store.commit([step_record(1, token=1)]) == [AppendOutcome(ok=True)]
+    assert pg_store._watch is watch, "one watch for record after record"
+    assert watched(pg_store)
+    # A commit of two records is a transaction psycopg runs (and waits for) itself.
+    assert (
+        await pg_store.commit([step_record(2, token=1), step_record(3, token=1)])
+        == [AppendOutcome(ok=True)] * 2
+    )
+    assert not watched(pg_store)
+    assert watch is not None
+    assert not watch.watching, "stopped, not only forgotten"
+    assert await pg_store.commit([step_record(4, token=1)]) == [AppendOutcome(ok=True)]
+    assert watched(pg_store), "the next record watches again"
+    assert [e.position for e in await pg_store.load_journal("w1")] == [0, 1, 2, 3, 4]
 
 
 async def test_a_step_record_prepares_its_statement_again_when_the_session_lost_it(
@@ -189,7 +228,8 @@ async def test_a_step_record_prepares_its_statement_again_when_the_session_lost_
     assert await pg_store.commit([step_record(0, token=1)]) == [AppendOutcome(ok=True)]
     held = pg_store._committer
     assert held is not None
-    await held.execute("DEALLOCATE ALL")  # as psycopg does after some statements
+    async with pg_store._commit_conn() as conn:  # as psycopg does after some statements
+        await conn.execute("DEALLOCATE ALL")
     assert await pg_store.commit([step_record(1, token=1)]) == [AppendOutcome(ok=True)]
     assert pg_store._committer is held, "no error: the same connection goes on"
     assert [e.position for e in await pg_store.load_journal("w1")] == [0, 1]

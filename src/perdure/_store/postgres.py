@@ -80,7 +80,7 @@ from perdure._model.records import (
     Status,
 )
 from perdure._store import migrate
-from perdure._store.prepared import Prepared
+from perdure._store.prepared import Prepared, Readable
 from perdure._store.rows import (
     AppendRows,
     actor_row,
@@ -546,6 +546,9 @@ class PostgresStore:
         self._holding = asyncio.Event()
         self._committer: psycopg.AsyncConnection[Any] | None = None
         """The connection commits run on between commits (see ``_commit_conn``)."""
+        self._watch: Readable | None = None
+        """The committer's socket as the loop watches it between step records, while the
+        last use of the committer was one (see ``Readable``, ``_commit_conn``)."""
         self._committing = False
         self._closed = False
 
@@ -601,6 +604,7 @@ class PostgresStore:
             await asyncio.gather(self._listener, return_exceptions=True)
         if self._pool is not None:
             if self._committer is not None:
+                self._unwatch()
                 await self._pool.putconn(self._committer)
                 self._committer = None
             await self._pool.close()
@@ -622,12 +626,14 @@ class PostgresStore:
             raise map_error(exc, f"{self.url} ({where})", self._secrets) from exc
 
     @asynccontextmanager
-    async def _commit_conn(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async def _commit_conn(self, *, lean: bool = False) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """The connection a commit runs on: one kept out of the pool between commits, which
         come one at a time from the writer, so the hot path skips the pool's checkout and
         return. A commit while it is in use (another caller), or with a pool of one (the
         reads need it), goes through the pool; after an error it goes back to the pool,
-        which discards it if broken."""
+        which discards it if broken. ``lean``: the commit waits on the committer's socket
+        only through ``_watch`` (a ``Prepared``), which stays watched after it; any other
+        use stops the watch first, and so does an error, before anything else can run."""
         if self._committing or self.pool_size < 2 or self._pool is None or self._closed:
             async with self._conn("commit") as conn:
                 yield conn
@@ -636,16 +642,27 @@ class PostgresStore:
         try:
             with self._errors("commit"):
                 if self._committer is None or self._committer.closed:
+                    self._unwatch()
                     self._committer = await self._pool.getconn()
                 conn = self._committer
+                if not lean:
+                    self._unwatch()
+                elif self._watch is None:
+                    self._watch = Readable(conn.pgconn.socket)
                 try:
                     yield conn
                 except BaseException:
+                    self._unwatch()
                     self._committer = None
                     await self._pool.putconn(conn)
                     raise
         finally:
             self._committing = False
+
+    def _unwatch(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
 
     # --- wake-ups ------------------------------------------------------------
 
@@ -731,9 +748,11 @@ class PostgresStore:
         self, query: str, params: Any, outcome: Callable[[list[tuple[Any, ...]]], Outcome]
     ) -> Outcome:
         lean = _LEAN.get(query)
-        async with self._commit_conn() as conn:
+        async with self._commit_conn(lean=lean is not None) as conn:
             if lean is not None:
-                return outcome(await lean.execute(conn, params))
+                return outcome(
+                    await lean.execute(conn, params, self._watch if conn is self._committer else None)
+                )
             cur = await conn.execute(query, params, prepare=True)
             return outcome(await cur.fetchall())
 
