@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
-from psycopg import errors, pq
+from psycopg import abc, errors, pq
 from psycopg.adapt import PyFormat, Transformer
 
 _PLACEHOLDER = re.compile(r"%s")
@@ -41,6 +42,17 @@ class Prepared:
         self.columns = tuple(columns)
         count = iter(range(1, 1 + query.count("%s")))
         self.text = _PLACEHOLDER.sub(lambda _: f"${next(count)}", query).encode()
+        self._dumping: tuple[weakref.ref[psycopg.AsyncConnection[Any]], abc.Transformer] | None = None
+        """The last connection's Transformer, kept: a new one looks up and makes a dumper
+        for each parameter type again (psycopg's Python code) at every statement."""
+
+    def _transformer(self, conn: psycopg.AsyncConnection[Any]) -> abc.Transformer:
+        kept = self._dumping
+        if kept is not None and kept[0]() is conn:
+            return kept[1]
+        tx = Transformer(conn)
+        self._dumping = (weakref.ref(conn), tx)
+        return tx
 
     async def execute(
         self, conn: psycopg.AsyncConnection[Any], params: Sequence[Any], readable: Readable | None = None
@@ -58,7 +70,7 @@ class Prepared:
     async def _run(
         self, conn: psycopg.AsyncConnection[Any], params: Sequence[Any], readable: Readable | None
     ) -> list[tuple[Any, ...]]:
-        tx = Transformer(conn)
+        tx = self._transformer(conn)
         # bytea goes as binary (no escaping); everything else as text, which the casts in the
         # query read whatever Python type it came from.
         formats = [PyFormat.BINARY if isinstance(p, bytes) else PyFormat.TEXT for p in params]
