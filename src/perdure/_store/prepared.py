@@ -28,6 +28,7 @@ from psycopg import abc, errors, pq
 from psycopg.adapt import PyFormat, Transformer
 
 _PLACEHOLDER = re.compile(r"%s")
+_BINARY, _TEXT = PyFormat.BINARY, PyFormat.TEXT
 Column = Callable[[bytes], Any]
 """How one result column's text becomes its Python value (``int``, ``bytes.decode``...)."""
 
@@ -60,24 +61,21 @@ class Prepared:
         """Run the statement with ``params``; its rows. Prepares it first on a connection
         that does not have it (new, or whose statements psycopg deallocated). ``readable``:
         the connection's socket watch, if it has one."""
-        try:
-            return await self._run(conn, params, readable)
-        except errors.InvalidSqlStatementName:
-            # Autocommit: the failed Bind changed nothing, so preparing and running again is safe.
-            await _result(conn, lambda pg: pg.send_prepare(self.name, self.text), readable)
-            return await self._run(conn, params, readable)
-
-    async def _run(
-        self, conn: psycopg.AsyncConnection[Any], params: Sequence[Any], readable: Readable | None
-    ) -> list[tuple[Any, ...]]:
         tx = self._transformer(conn)
         # bytea goes as binary (no escaping); everything else as text, which the casts in the
         # query read whatever Python type it came from.
-        formats = [PyFormat.BINARY if isinstance(p, bytes) else PyFormat.TEXT for p in params]
-        values = tx.dump_sequence(params, formats)
-        res = await _result(
-            conn, lambda pg: pg.send_query_prepared(self.name, values, param_formats=tx.formats), readable
-        )
+        values = tx.dump_sequence(params, [_BINARY if type(p) is bytes else _TEXT for p in params])
+        formats = tx.formats
+
+        def send(pg: pq.abc.PGconn) -> None:
+            pg.send_query_prepared(self.name, values, param_formats=formats)
+
+        try:
+            res = await _result(conn, send, readable)
+        except errors.InvalidSqlStatementName:
+            # Autocommit: the failed Bind changed nothing, so preparing and running again is safe.
+            await _result(conn, lambda pg: pg.send_prepare(self.name, self.text), readable)
+            res = await _result(conn, send, readable)
         return [self._row(res, r) for r in range(res.ntuples)]
 
     def _row(self, res: pq.abc.PGresult, r: int) -> tuple[Any, ...]:
