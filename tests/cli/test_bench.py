@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from perdure._cli.bench import summarize
+
 TOP_KEYS = {
     "system",
     "workload",
@@ -68,13 +70,33 @@ def test_floor_prints_one_json_object_of_commit_times() -> None:
 
 
 def test_steps_seq_reports_time_per_step_and_the_ratio_to_the_floor() -> None:
-    [doc] = bench("steps-seq", "--steps", "50", "--floor-commits", "50", "--runs", "1")
+    [doc] = bench("steps-seq", "--steps", "50", "--floor-commits", "50", "--chunks", "3", "--runs", "1")
     check_shape(
         doc,
         "W1 steps-seq",
-        {"us_per_step", "wall_s", "floor_us_per_commit", "ratio_to_floor"},
+        {
+            "us_per_step",
+            "wall_s",
+            "floor_us_per_commit",
+            "ratio_to_floor",
+            "ratio_chunk_min",
+            "ratio_chunk_max",
+        },
     )
-    assert doc["params"] == {"steps": 50, "flavour": "async", "floor_commits": 50}
+    assert doc["params"] == {"steps": 50, "flavour": "async", "floor_commits": 50, "chunks": 3}
+    figures = doc["figures"]
+    assert figures["chunks"] == 3
+    assert len(figures["chunk_ratios"]) == 3, "one run: its rounds' ratios are the figures'"
+    # The ratio of the sums is a mean of the rounds' ratios (weighted by their floor time).
+    assert figures["ratio_chunk_min"] <= figures["ratio_to_floor"] <= figures["ratio_chunk_max"]
+    assert figures["ratio_chunk_min"] <= figures["ratio_chunk_median"] <= figures["ratio_chunk_max"]
+
+
+def test_the_median_figures_hold_a_list_only_if_every_run_has_the_same() -> None:
+    runs = [{"ratio": 1.0, "chunk_ratios": [1.0, 1.1], "per": [3]},
+            {"ratio": 2.0, "chunk_ratios": [1.9, 2.1], "per": [3]},
+            {"ratio": 4.0, "chunk_ratios": [3.0, 5.0], "per": [3]}]  # fmt: skip
+    assert summarize(runs) == {"ratio": 2.0, "per": [3]}
 
 
 def test_several_runs_report_the_median_and_every_run() -> None:

@@ -166,11 +166,50 @@ async def test_commits_after_their_connection_is_cut_go_on_on_a_new_one(
     assert held is not None
     async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
         await admin.execute("SELECT pg_terminate_backend(%s)", (held.info.backend_pid,))
+    watch = pg_store._watch
+    assert watch is not None
+
+    async def watching() -> bool:
+        assert watch is not None
+        return watch.watching
+
+    # The server's goodbye makes the socket readable with no statement waiting: the loop
+    # stops watching it rather than spin on it.
+    await eventually(watching, lambda w: not w, what="the idle socket's watch to stop")
     with pytest.raises(StoreUnavailable):
         await pg_store.commit([step_record(1, token=1)])
+    assert pg_store._watch is None, "the failed record stopped the watch before letting go of its connection"
     assert await pg_store.commit([step_record(1, token=1)]) == [AppendOutcome(ok=True)]
     assert pg_store._committer is not held
     assert [e.position for e in await pg_store.load_journal("w1")] == [0, 1]
+
+
+def watched(store: PostgresStore) -> bool:
+    """Whether the loop watches the committer's socket between statements."""
+    return store._watch is not None and store._watch.watching
+
+
+async def test_step_records_keep_the_socket_watched_and_other_commits_take_it_back(
+    pg_store: PostgresStore,
+) -> None:
+    await running(pg_store, token=1)
+    assert await pg_store.commit([step_record(0, token=1)]) == [AppendOutcome(ok=True)]
+    assert watched(pg_store)
+    watch = pg_store._watch
+    assert await pg_store.commit([step_record(1, token=1)]) == [AppendOutcome(ok=True)]
+    assert pg_store._watch is watch, "one watch for record after record"
+    assert watched(pg_store)
+    # A commit of two records is a transaction psycopg runs (and waits for) itself.
+    assert (
+        await pg_store.commit([step_record(2, token=1), step_record(3, token=1)])
+        == [AppendOutcome(ok=True)] * 2
+    )
+    assert not watched(pg_store)
+    assert watch is not None
+    assert not watch.watching, "stopped, not only forgotten"
+    assert await pg_store.commit([step_record(4, token=1)]) == [AppendOutcome(ok=True)]
+    assert watched(pg_store), "the next record watches again"
+    assert [e.position for e in await pg_store.load_journal("w1")] == [0, 1, 2, 3, 4]
 
 
 async def test_a_step_record_prepares_its_statement_again_when_the_session_lost_it(
@@ -180,7 +219,8 @@ async def test_a_step_record_prepares_its_statement_again_when_the_session_lost_
     assert await pg_store.commit([step_record(0, token=1)]) == [AppendOutcome(ok=True)]
     held = pg_store._committer
     assert held is not None
-    await held.execute("DEALLOCATE ALL")  # as psycopg does after some statements
+    async with pg_store._commit_conn() as conn:  # as psycopg does after some statements
+        await conn.execute("DEALLOCATE ALL")
     assert await pg_store.commit([step_record(1, token=1)]) == [AppendOutcome(ok=True)]
     assert pg_store._committer is held, "no error: the same connection goes on"
     assert [e.position for e in await pg_store.load_journal("w1")] == [0, 1]
@@ -222,3 +262,54 @@ async def test_a_transaction_ended_by_the_idle_in_transaction_timeout_is_a_trans
         with pytest.raises(psycopg.Error) as ended:
             await paused.execute("COMMIT")
     assert isinstance(map_error(ended.value, "commit"), StoreUnavailable), repr(ended.value)
+
+
+async def test_a_store_of_one_connection_commits_its_records_through_the_pool(postgres_url: str) -> None:
+    store = PostgresStore(f"{postgres_url}&pool_size=1")
+    await store.open()
+    try:
+        await running(store, token=1)
+        for position in (0, 1):
+            assert await store.commit([step_record(position, token=1)]) == [AppendOutcome(ok=True)]
+        assert store._committer is None, "the reads need the one connection"
+        assert store._watch is None
+        assert [e.position for e in await store.load_journal("w1")] == [0, 1]
+    finally:
+        await store.close()
+
+
+async def test_a_commit_while_the_kept_connection_is_busy_goes_through_the_pool(
+    pg_store: PostgresStore,
+) -> None:
+    await running(pg_store, token=1)
+    assert await pg_store.commit([step_record(0, token=1)]) == [AppendOutcome(ok=True)]
+    kept = pg_store._committer
+    both = await asyncio.gather(
+        pg_store.commit([step_record(1, token=1)]), pg_store.commit([step_record(2, token=1)])
+    )
+    assert list(both) == [[AppendOutcome(ok=True)]] * 2
+    assert pg_store._committer is kept
+    assert watched(pg_store)
+    assert [e.position for e in await pg_store.load_journal("w1")] == [0, 1, 2]
+
+
+async def test_step_records_alternating_between_two_stores_store_their_values_exactly(
+    pg_store: PostgresStore, postgres_url: str
+) -> None:
+    other = PostgresStore(postgres_url)
+    await other.open()
+    try:
+        await running(pg_store, token=1)
+        entries = [
+            JournalEntry(position=p, kind="step", name=f"ß{p}", ok=p % 2 == 0, result=bytes([p, 0, 255]),
+                         input=None if p % 2 else b"J[1]", attempts=p + 1, started_at=NOW + p / 3,
+                         ended_at=NOW + p / 7)
+            for p in range(6)
+        ]  # fmt: skip
+        for e in entries:  # the same prepared statement, on one store's connection, then the other's
+            store = pg_store if e.position % 2 else other
+            record = Append(instance_id="w1", token=1, entries=(e,))
+            assert await store.commit([record]) == [AppendOutcome(ok=True)]
+        assert await pg_store.load_journal("w1") == entries
+    finally:
+        await other.close()

@@ -73,9 +73,20 @@ MEASURED = {
         "trip, one WAL flush)"
     ),
     "steps-seq": (
-        "wall time from engine.start() to result() of one workflow running N sequential no-op steps, "
-        "divided by N (the start and end commits included); the engine is open and warmed up by one "
-        "10-step workflow first; the floor is measured in the same process, in the same directory"
+        "wall time from engine.start() to result() of one workflow running N sequential no-op steps "
+        "(the start and end commits included), alternated with chunks of the floor (as in 'floor': "
+        "single-row durable commits on a raw connection to the same database or directory, one "
+        "commit per iteration) in the same process and time window: `chunks` rounds, each one "
+        "floor chunk of floor_commits commits and one such workflow, floor first in even rounds "
+        "and last in odd ones (ABBA, so a steady drift of machine speed weighs on both sides "
+        "alike), after one such round not measured (a new SQLite file's first commits grow "
+        "its WAL until the first checkpoint); the floor runs in a worker thread while the "
+        "engine, open throughout and warmed up by one 10-step workflow first, idles. "
+        "us_per_step and floor_us_per_commit are the sums of wall time over all chunks "
+        "divided by all steps or commits; ratio_to_floor is their "
+        "ratio; chunk_ratios is each round's ratio of its own two chunks, ratio_chunk_min/median/max "
+        "their spread; cpu_us_per_step and floor_cpu_us_per_commit are the process's CPU time "
+        "(all threads, user and system) over the workflows or the floor chunks, divided likewise"
     ),
     "throughput": (
         "wall time from starting all workflows at once (asyncio.gather of engine.start) to the last "
@@ -171,13 +182,24 @@ def floor(commits: int, runs: int, db: str | None) -> None:
 
 
 @bench.command("steps-seq")
-@click.option("--steps", default=1000, show_default=True, type=click.IntRange(1))
-@click.option("--floor-commits", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--steps", default=1000, show_default=True, type=click.IntRange(1), help="steps per workflow")
+@click.option(
+    "--floor-commits", default=1000, show_default=True, type=click.IntRange(1), help="commits per floor chunk"
+)
+@click.option(
+    "--chunks",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1),
+    help="rounds of one floor chunk and one workflow, alternated in one process",
+)
 @_flavour("async")
 @_common
-def steps_seq(steps: int, floor_commits: int, flavour: str, runs: int, db: str | None) -> None:
-    """W1: one workflow runs N sequential no-op steps; us per step, ratio to the floor."""
-    _report("steps-seq", {"steps": steps, "flavour": flavour, "floor_commits": floor_commits}, runs, db)
+def steps_seq(steps: int, floor_commits: int, chunks: int, flavour: str, runs: int, db: str | None) -> None:
+    """W1: one workflow runs N sequential no-op steps; us per step, ratio to the floor
+    (measured in alternating chunks with the workflows)."""
+    params = {"steps": steps, "flavour": flavour, "floor_commits": floor_commits, "chunks": chunks}
+    _report("steps-seq", params, runs, db)
 
 
 @bench.command()
@@ -431,12 +453,14 @@ def _path_of(url: str) -> Path:
 
 
 def summarize(runs: list[Figures]) -> Figures:
-    """The median of each numeric figure over the runs (the worst for must-be-zero ones)."""
+    """The median of each numeric figure over the runs (the worst for must-be-zero ones); a
+    figure of another kind (a list) only if every run has the same (each run has its own)."""
     out: Figures = {}
     for key, first in runs[0].items():
         values = [r[key] for r in runs]
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            out[key] = first
+            if all(v == first for v in values):
+                out[key] = first
         elif key in WORST:
             out[key] = max(values)
         else:

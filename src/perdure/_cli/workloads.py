@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import perdure
 
@@ -234,7 +234,9 @@ PAYLOAD = b"x" * 64
 
 def _sqlite_committer(path: Path) -> Committer:
     """Single-row INSERT commits on a raw sqlite3 connection, WAL and synchronous=FULL."""
-    conn = sqlite3.connect(path, isolation_level=None)
+    # Used from one thread at a time, but not always the one that opened it (steps-seq
+    # runs its floor chunks in a worker thread while the engine's loop waits).
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode != "wal":
         conn.close()
@@ -268,20 +270,36 @@ def _postgres_committer(url: str) -> Committer:
     return commit, close
 
 
-def measure_floor(path: Path, commits: int) -> Figures:
-    """The storage floor: durable single-row commits on a raw connection to the run's database."""
+def open_committer(path: Path) -> Committer:
+    """A raw durable single-row committer on the run's database (PostgreSQL with --db, else
+    the SQLite file ``path``), warmed up by ``WARMUP_COMMITS`` commits."""
     url = os.environ.get(BENCH_URL)
     commit, close = _postgres_committer(url) if url else _sqlite_committer(path)
     try:
         for _ in range(WARMUP_COMMITS):
             commit()
-        lat: list[float] = []
-        t0 = time.perf_counter()
-        for _ in range(commits):
-            t = time.perf_counter()
-            commit()
-            lat.append(time.perf_counter() - t)
-        wall = time.perf_counter() - t0
+    except BaseException:
+        close()
+        raise
+    return commit, close
+
+
+def floor_chunk(commit: Callable[[], None], commits: int) -> tuple[float, list[float]]:
+    """``commits`` commits in a row: the wall seconds of all, and each one's latency."""
+    lat: list[float] = []
+    t0 = time.perf_counter()
+    for _ in range(commits):
+        t = time.perf_counter()
+        commit()
+        lat.append(time.perf_counter() - t)
+    return time.perf_counter() - t0, lat
+
+
+def measure_floor(path: Path, commits: int) -> Figures:
+    """The storage floor: durable single-row commits on a raw connection to the run's database."""
+    commit, close = open_committer(path)
+    try:
+        wall, lat = floor_chunk(commit, commits)
     finally:
         close()
     return {
@@ -304,28 +322,82 @@ def run_floor(p: Params, db: Path) -> Figures:
 # --- W1, W2, W3: one process -----------------------------------------------------
 
 
-async def _steps_seq(p: Params, db: Path) -> Figures:
-    wf, n = STEPS[p["flavour"]], int(p["steps"])
-    async with engine_at(db) as engine:
-        await (await engine.start(wf, 10)).result()  # warm-up, not measured
-        c0, t0 = cpu_s(), time.perf_counter()
-        total = await (await engine.start(wf, n)).result()
-        wall, cpu = time.perf_counter() - t0, cpu_s() - c0
+class Chunk(NamedTuple):
+    """One measured chunk of W1: its wall and CPU seconds, and how many steps or commits."""
+
+    wall: float
+    cpu: float
+    n: int
+
+
+async def _steps_chunk(engine: perdure.Engine, wf: Flow, n: int) -> Chunk:
+    """One W1 workflow of ``n`` steps, timed from start() to result()."""
+    c0, t0 = cpu_s(), time.perf_counter()
+    total = await (await engine.start(wf, n)).result()
+    wall, cpu = time.perf_counter() - t0, cpu_s() - c0
     if total != sum(range(n)):
         raise RuntimeError(f"steps-seq returned {total}, expected {sum(range(n))}")
+    return Chunk(wall, cpu, n)
+
+
+async def _floor_chunk(commit: Callable[[], None], n: int) -> Chunk:
+    """``n`` floor commits in a worker thread (the engine's loop stays free and idle)."""
+    c0 = cpu_s()
+    wall, _ = await asyncio.to_thread(floor_chunk, commit, n)
+    return Chunk(wall, cpu_s() - c0, n)
+
+
+async def _steps_seq(p: Params, db: Path) -> Figures:
+    """W1 and the floor in alternating chunks, in this process and one time window: round
+    ``r`` runs a floor chunk then a workflow when ``r`` is even, the other way round when odd
+    (ABBA), so a machine whose speed drifts moves both sides alike."""
+    wf, n, commits, rounds = STEPS[p["flavour"]], int(p["steps"]), int(p["floor_commits"]), int(p["chunks"])
+    steps: list[Chunk] = []
+    floor: list[Chunk] = []
+    async with engine_at(db) as engine:
+        await (await engine.start(wf, 10)).result()  # warm-up, not measured
+        # Opened after the engine: on PostgreSQL its table joins the schema the engine made.
+        commit, close = await asyncio.to_thread(open_committer, aux(db, "floor"))
+        try:
+            # A round not measured: a new SQLite file's first commits grow its WAL (each one
+            # also changes the file's size) until the first checkpoint; the floor's file and
+            # the engine's would both be measured in that costlier phase, for different shares.
+            await _floor_chunk(commit, commits)
+            await _steps_chunk(engine, wf, n)
+            for r in range(rounds):
+                if r % 2 == 0:
+                    floor.append(await _floor_chunk(commit, commits))
+                    steps.append(await _steps_chunk(engine, wf, n))
+                else:
+                    steps.append(await _steps_chunk(engine, wf, n))
+                    floor.append(await _floor_chunk(commit, commits))
+        finally:
+            await asyncio.to_thread(close)
+    return _w1_figures(steps, floor)
+
+
+def _w1_figures(steps: list[Chunk], floor: list[Chunk]) -> Figures:
+    n, commits = sum(c.n for c in steps), sum(c.n for c in floor)
+    step_s, floor_s = sum(c.wall for c in steps) / n, sum(c.wall for c in floor) / commits
+    # Each round's steps against its own floor chunk, measured next to each other.
+    ratios = [(s.wall / s.n) / (f.wall / f.n) for s, f in zip(steps, floor, strict=True)]
     return {
-        "us_per_step": round(wall / n * 1e6, 1),
-        "wall_s": round(wall, 3),
-        "cpu_us_per_step": round(cpu / n * 1e6, 1),
+        "us_per_step": round(step_s * 1e6, 1),
+        "wall_s": round(step_s * n, 3),
+        "cpu_us_per_step": round(sum(c.cpu for c in steps) / n * 1e6, 1),
+        "floor_us_per_commit": round(floor_s * 1e6, 1),
+        "floor_cpu_us_per_commit": round(sum(c.cpu for c in floor) / commits * 1e6, 1),
+        "ratio_to_floor": round(step_s / floor_s, 2),
+        "chunks": len(steps),
+        "ratio_chunk_min": round(min(ratios), 2),
+        "ratio_chunk_median": round(statistics.median(ratios), 2),
+        "ratio_chunk_max": round(max(ratios), 2),
+        "chunk_ratios": [round(x, 2) for x in ratios],
     }
 
 
 def run_steps_seq(p: Params, db: Path) -> Figures:
-    floor = measure_floor(aux(db, "floor"), int(p["floor_commits"]))
-    figures = asyncio.run(_steps_seq(p, db))
-    figures["floor_us_per_commit"] = floor["us_per_commit"]
-    figures["ratio_to_floor"] = round(figures["us_per_step"] / floor["us_per_commit"], 2)
-    return figures
+    return asyncio.run(_steps_seq(p, db))
 
 
 async def _throughput(p: Params, db: Path) -> Figures:

@@ -28,8 +28,9 @@ import logging
 import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from itertools import starmap
+from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
@@ -81,7 +82,7 @@ from perdure._model.records import (
     Status,
 )
 from perdure._store import migrate
-from perdure._store.prepared import Prepared
+from perdure._store.prepared import Prepared, Readable
 from perdure._store.rows import (
     PACK_SIZE,
     AppendRows,
@@ -561,6 +562,9 @@ class PostgresStore:
         self._holding = asyncio.Event()
         self._committer: psycopg.AsyncConnection[Any] | None = None
         """The connection commits run on between commits (see ``_commit_conn``)."""
+        self._watch: Readable | None = None
+        """The committer's socket as the loop watches it between step records, while the
+        last use of the committer was one (see ``Readable``, ``_commit_conn``)."""
         self._committing = False
         self._closed = False
         self._packing: set[asyncio.Task[None]] = set()
@@ -640,6 +644,7 @@ class PostgresStore:
             await asyncio.gather(self._listener, return_exceptions=True)
         if self._pool is not None:
             if self._committer is not None:
+                self._unwatch()
                 await self._pool.putconn(self._committer)
                 self._committer = None
             await self._pool.close()
@@ -660,31 +665,20 @@ class PostgresStore:
         except (PoolTimeout, psycopg.Error) as exc:
             raise map_error(exc, f"{self.url} ({where})", self._secrets) from exc
 
-    @asynccontextmanager
-    async def _commit_conn(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    def _commit_conn(self, *, lean: bool = False) -> _CommitConn:
         """The connection a commit runs on: one kept out of the pool between commits, which
         come one at a time from the writer, so the hot path skips the pool's checkout and
         return. A commit while it is in use (another caller), or with a pool of one (the
         reads need it), goes through the pool; after an error it goes back to the pool,
-        which discards it if broken."""
-        if self._committing or self.pool_size < 2 or self._pool is None or self._closed:
-            async with self._conn("commit") as conn:
-                yield conn
-            return
-        self._committing = True
-        try:
-            with self._errors("commit"):
-                if self._committer is None or self._committer.closed:
-                    self._committer = await self._pool.getconn()
-                conn = self._committer
-                try:
-                    yield conn
-                except BaseException:
-                    self._committer = None
-                    await self._pool.putconn(conn)
-                    raise
-        finally:
-            self._committing = False
+        which discards it if broken. ``lean``: the commit waits on the committer's socket
+        only through ``_watch`` (a ``Prepared``), which stays watched after it; any other
+        use stops the watch first, and so does an error, before anything else can run."""
+        return _CommitConn(self, lean)
+
+    def _unwatch(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
 
     # --- wake-ups ------------------------------------------------------------
 
@@ -803,9 +797,11 @@ class PostgresStore:
         self, query: str, params: Any, outcome: Callable[[list[tuple[Any, ...]]], Outcome]
     ) -> Outcome:
         lean = _LEAN.get(query)
-        async with self._commit_conn() as conn:
+        async with self._commit_conn(lean=lean is not None) as conn:
             if lean is not None:
-                return outcome(await lean.execute(conn, params))
+                return outcome(
+                    await lean.execute(conn, params, self._watch if conn is self._committer else None)
+                )
             cur = await conn.execute(query, params, prepare=True)
             return outcome(await cur.fetchall())
 
@@ -996,3 +992,62 @@ class PostgresStore:
         rows = rows[:limit]
         cursor = f"s{rows[-1][-1]}" if more and rows else None
         return OplogRows(items=[oplog_row(r) for r in rows], cursor=cursor)
+
+
+class _CommitConn:
+    """``PostgresStore._commit_conn``'s context manager. A class, not a generator: every
+    step's record enters one, and an async generator (with the loop's bookkeeping of it)
+    and the generator of ``_errors`` inside it cost a step several us."""
+
+    __slots__ = ("_conn", "_lean", "_pooled", "_store")
+
+    def __init__(self, store: PostgresStore, lean: bool) -> None:
+        self._store = store
+        self._lean = lean
+        self._pooled: AbstractAsyncContextManager[psycopg.AsyncConnection[Any]] | None = None
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def __aenter__(self) -> psycopg.AsyncConnection[Any]:
+        store = self._store
+        pool = store._pool
+        if store._committing or store.pool_size < 2 or pool is None or store._closed:
+            self._pooled = store._conn("commit")
+            return await self._pooled.__aenter__()
+        store._committing = True
+        try:
+            with store._errors("commit"):
+                conn = store._committer
+                if conn is None or conn.closed:
+                    store._unwatch()
+                    conn = store._committer = await pool.getconn()
+        except BaseException:
+            store._committing = False
+            raise
+        if not self._lean:
+            store._unwatch()
+        elif store._watch is None:
+            store._watch = Readable(conn.pgconn.socket)
+        self._conn = conn
+        return conn
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        if self._pooled is not None:
+            return await self._pooled.__aexit__(kind, exc, tb)
+        store = self._store
+        try:
+            if exc is None:
+                return None
+            # Stopped at once, before anything else can run: see Readable.
+            store._unwatch()
+            store._committer = None
+            assert store._pool is not None
+            assert self._conn is not None
+            with store._errors("commit"):
+                await store._pool.putconn(self._conn)
+            if isinstance(exc, (PoolTimeout, psycopg.Error)):
+                raise map_error(exc, f"{store.url} (commit)", store._secrets) from exc
+            return None
+        finally:
+            store._committing = False
