@@ -99,7 +99,10 @@ MEASURED = {
     "roundtrip": (
         "per iteration, in process and in a row: engine.start() of a 1-step workflow, then result(); "
         "after 5 warm-up iterations; p50_in_floor_commits = p50 / floor_ms_per_commit (the floor's mean "
-        "commit time; its median is floor_p50_ms), measured in the same process in the same directory"
+        "commit time; its median is floor_p50_ms), the floor measured in the same process and time "
+        "window, on the same database or directory, in 5 chunks alternating with 5 chunks of the "
+        "iterations (ABBA), after floor_commits commits on each side not measured (the floor's, and a "
+        "workflow of as many steps: a new file's first commits cost more)"
     ),
     "recovery": (
         "an executor process starts all workflows (ids wf0..), is SIGKILLed once half of all steps have "
