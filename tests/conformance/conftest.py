@@ -114,3 +114,12 @@ async def other(backend: Backend, store: Store) -> AsyncIterator[Store]:
     await s.open()
     yield s
     await s.close()
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    """An opened SQLite store on a fresh file: for the tests of SQLite's own machinery."""
+    s = SQLiteStore(str(tmp_path / "sqlite.db"))
+    await s.open()
+    yield s
+    await s.close()
