@@ -33,7 +33,7 @@ from perdure._model.records import (
     InstanceUpdate,
     Status,
 )
-from perdure._runtime import direct, schedules
+from perdure._runtime import collector, direct, schedules
 from perdure._runtime.clock import SystemClock
 from perdure._runtime.leases import Liveness, LocalLock, host_name
 from perdure._runtime.runner import Activation, End, Runtime, load
@@ -88,6 +88,8 @@ class Executor:
         self._epoch = 0
         self._stopping = False
         self._loops: list[asyncio.Task[None]] = []
+        self._holds_collector = False
+        """Whether this executor relaxed the garbage collector's young generation (see ``collector.py``)."""
         self.stats = {"activations": 0, "recoveries": 0, "parked": 0}
 
     # --- life cycle ------------------------------------------------------------
@@ -105,6 +107,8 @@ class Executor:
             loop.create_task(self._dispatch_loop(), name="perdure-dispatch"),
             loop.create_task(self._heartbeat_loop(), name="perdure-heartbeat"),
         ]
+        collector.hold()
+        self._holds_collector = True
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming, let running instances reach a wait or an end, release the rest."""
@@ -132,6 +136,9 @@ class Executor:
             log.warning("could not release executor lease %s: %s", self.id, exc)
         if self._lock is not None:
             self._lock.release()
+        if self._holds_collector:
+            self._holds_collector = False
+            collector.release()
 
     async def _beat(self) -> None:
         self.lease_epoch()  # a lapse seen here, before renewing, still counts
