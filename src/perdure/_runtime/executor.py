@@ -14,7 +14,7 @@ import functools
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -415,12 +415,15 @@ class Executor:
         if row.owner == self.id and row.status is Status.RUNNING:
             self.run(row, epoch=epoch)
 
-    async def call_direct(self, row: InstanceRow, arguments: dict[str, Any]) -> InstanceRow | None:
+    def call_direct(self, row: InstanceRow, arguments: dict[str, Any]) -> Awaitable[InstanceRow | None]:
         """Run a client's actor call ``row`` at once, recorded in one commit, if its actor is
-        idle (see ``direct.py``): its ended row, or ``None`` to enqueue it the usual way."""
+        idle (see ``direct.py``): its ended row, or ``None`` to enqueue it the usual way.
+        (Not a coroutine of its own: the call's coroutine is ``direct.call_direct``'s.)"""
         if self._stopping:
-            return None
-        return await direct.call_direct(self.rt, row, arguments)
+            stopped: asyncio.Future[InstanceRow | None] = asyncio.get_running_loop().create_future()
+            stopped.set_result(None)
+            return stopped
+        return direct.call_direct(self.rt, row, arguments)
 
     def local(self, instance_id: str) -> Activation | None:
         """The activation of ``instance_id`` if this executor has it loaded."""
