@@ -5,6 +5,7 @@ is the same: calls one at a time, each on the state the one before left, none lo
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 
 import pytest
@@ -243,3 +244,16 @@ async def test_closing_the_engine_ends_the_method_threads(db_url: str) -> None:
         await asyncio.gather(*(engine.actor(Account, f"t{i}").deposit(1) for i in range(10)))
         assert await left()  # the calls ran in method threads
     await eventually(left, lambda alive: not alive, what="the method threads to end")
+
+
+async def test_an_engine_relaxes_the_young_generation_while_its_executor_runs(db_url: str) -> None:
+    cpython = (700, 10, 10)
+    before = gc.get_threshold()
+    gc.set_threshold(*cpython)
+    try:
+        async with perdure.Engine(db_url, registry=reg) as engine:
+            assert gc.get_threshold() == (10_000, 10, 10)
+            assert await engine.actor(Account, "gc").deposit(5) == 5
+        assert gc.get_threshold() == cpython
+    finally:
+        gc.set_threshold(*before)

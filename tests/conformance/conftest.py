@@ -1,5 +1,5 @@
 """The ``store`` fixture: every conformance test runs on each backend listed in BACKENDS
-(``pg_store``: a PostgreSQL store alone, for the tests of that store only).
+(``pg_store``, ``sqlite_store``: one store alone, for the tests of that store only).
 
 A backend knows how to make a store on a fresh database of its own, and how
 to tamper with that database from outside the store (foreign tables, a newer
@@ -137,3 +137,12 @@ async def pg_store(postgres_url: str) -> AsyncIterator[PostgresStore]:
     await store.open()
     yield store
     await store.close()
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    """An opened SQLite store on a fresh file: for the tests of SQLite's own machinery."""
+    s = SQLiteStore(str(tmp_path / "sqlite.db"))
+    await s.open()
+    yield s
+    await s.close()

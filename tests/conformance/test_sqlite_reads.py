@@ -7,22 +7,10 @@ that cannot be made there is made by a reader thread instead.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import msgspec
-import pytest
 
 from conformance.test_store import commit1, direct
 from perdure._store.sqlite import INLINE_READ, SQLiteStore
-
-
-@pytest.fixture
-async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(str(tmp_path / "reads.db"))
-    await store.open()
-    yield store
-    await store.close()
 
 
 async def test_a_lone_actor_read_sees_each_commit_at_once(sqlite_store: SQLiteStore) -> None:

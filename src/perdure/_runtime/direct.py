@@ -50,36 +50,31 @@ async def call_direct(rt: Runtime, row: InstanceRow, arguments: dict[str, Any]) 
         return None
     host.direct.add(actor_id)
     try:
-        return await _call(rt, row, spec, method, arguments)
+        # One coroutine for the whole call (not one calling another): every resumption
+        # passes through each coroutine of the chain, and a call is resumed three times.
+        found = await _session(rt, spec, actor_id)
+        if found is None:
+            return None
+        session, revision = found
+        act = Activation(rt, row, method, Cursor(), [])
+        act.actor = session
+        act.direct = True
+        bound = inspect.BoundArguments(method.signature, arguments)
+        args, kwargs = bound.args, bound.kwargs
+        try:
+            value = await act._run_code(args, kwargs)
+        except LeaveDirect:
+            rt.actors.usual.add(method.name)
+            return None
+        except Exception as exc:  # noqa: BLE001 - the method's error is the call's outcome
+            return await _record(rt, row, session, revision, error=serializer.encode_error(exc))
+        try:
+            output, state = serializer.encode(value), session.snapshot()
+        except (TypeError, OverflowError):
+            return None  # the usual path fails the call, saying what cannot be saved
+        return await _record(rt, row, session, revision, output=output, state=state)
     finally:
         host.direct.discard(actor_id)
-
-
-async def _call(
-    rt: Runtime, row: InstanceRow, spec: Definition, method: Definition, arguments: dict[str, Any]
-) -> InstanceRow | None:
-    assert row.actor_id is not None
-    found = await _session(rt, spec, row.actor_id)
-    if found is None:
-        return None
-    session, revision = found
-    act = Activation(rt, row, method, Cursor(), [])
-    act.actor = session
-    act.direct = True
-    bound = inspect.BoundArguments(method.signature, arguments)
-    args, kwargs = bound.args, bound.kwargs
-    try:
-        value = await act._run_code(args, kwargs)
-    except LeaveDirect:
-        rt.actors.usual.add(method.name)
-        return None
-    except Exception as exc:  # noqa: BLE001 - the method's error is the call's outcome
-        return await _record(rt, row, session, revision, error=serializer.encode_error(exc))
-    try:
-        output, state = serializer.encode(value), session.snapshot()
-    except (TypeError, OverflowError):
-        return None  # the usual path fails the call, saying what cannot be saved
-    return await _record(rt, row, session, revision, output=output, state=state)
 
 
 async def _record(

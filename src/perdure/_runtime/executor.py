@@ -14,7 +14,7 @@ import functools
 import logging
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from perdure._model.records import (
     InstanceUpdate,
     Status,
 )
-from perdure._runtime import direct, schedules
+from perdure._runtime import collector, direct, schedules
 from perdure._runtime.clock import SystemClock
 from perdure._runtime.leases import Liveness, LocalLock, host_name
 from perdure._runtime.runner import Activation, End, Runtime, load
@@ -88,6 +88,8 @@ class Executor:
         self._epoch = 0
         self._stopping = False
         self._loops: list[asyncio.Task[None]] = []
+        self._holds_collector = False
+        """Whether this executor relaxed the garbage collector's young generation (see ``collector.py``)."""
         self.stats = {"activations": 0, "recoveries": 0, "parked": 0}
 
     # --- life cycle ------------------------------------------------------------
@@ -105,6 +107,8 @@ class Executor:
             loop.create_task(self._dispatch_loop(), name="perdure-dispatch"),
             loop.create_task(self._heartbeat_loop(), name="perdure-heartbeat"),
         ]
+        collector.hold()
+        self._holds_collector = True
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming, let running instances reach a wait or an end, release the rest."""
@@ -132,6 +136,9 @@ class Executor:
             log.warning("could not release executor lease %s: %s", self.id, exc)
         if self._lock is not None:
             self._lock.release()
+        if self._holds_collector:
+            self._holds_collector = False
+            collector.release()
 
     async def _beat(self, expire: Sequence[ExpireExecutor] = ()) -> None:
         """Renew this executor's lease, and expire those of ``expire`` in the same commit."""
@@ -416,12 +423,15 @@ class Executor:
         if row.owner == self.id and row.status is Status.RUNNING:
             self.run(row, epoch=epoch)
 
-    async def call_direct(self, row: InstanceRow, arguments: dict[str, Any]) -> InstanceRow | None:
+    def call_direct(self, row: InstanceRow, arguments: dict[str, Any]) -> Awaitable[InstanceRow | None]:
         """Run a client's actor call ``row`` at once, recorded in one commit, if its actor is
-        idle (see ``direct.py``): its ended row, or ``None`` to enqueue it the usual way."""
+        idle (see ``direct.py``): its ended row, or ``None`` to enqueue it the usual way.
+        (Not a coroutine of its own: the call's coroutine is ``direct.call_direct``'s.)"""
         if self._stopping:
-            return None
-        return await direct.call_direct(self.rt, row, arguments)
+            stopped: asyncio.Future[InstanceRow | None] = asyncio.get_running_loop().create_future()
+            stopped.set_result(None)
+            return stopped
+        return direct.call_direct(self.rt, row, arguments)
 
     def local(self, instance_id: str) -> Activation | None:
         """The activation of ``instance_id`` if this executor has it loaded."""

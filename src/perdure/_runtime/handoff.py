@@ -29,8 +29,9 @@ class MethodThreads:
         self._max = max_threads
         self._name = name
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
-        self._idle = threading.Semaphore(0)
-        """Released by a thread each time it is done with a call: taken by a call it can run."""
+        self._idle = 0
+        """Raised by a thread each time it is done with a call, lowered by a call it can run
+        (a counting semaphore; under ``_lock``, which a thread takes then anyway)."""
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._ended: list[tuple[asyncio.Future[Any], bool, Any]] = []
@@ -44,7 +45,10 @@ class MethodThreads:
             fut.set_exception(RuntimeError("the engine is closing: no more actor methods run"))
             return fut
         self._calls.put((loop, fut, fn, args))
-        if not self._idle.acquire(blocking=False) and len(self._threads) < self._max:
+        with self._lock:
+            idle = self._idle > 0
+            self._idle -= idle
+        if not idle and len(self._threads) < self._max:
             thread = threading.Thread(
                 target=self._work, name=f"{self._name}_{len(self._threads)}", daemon=True
             )
@@ -69,7 +73,6 @@ class MethodThreads:
                 value, ok = exc, False
             self._hand_back(loop, fut, ok, value)
             del call, fn, args, value  # hold nothing of the call while idle
-            self._idle.release()
 
     def _hand_back(
         self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], ok: bool, value: Any
@@ -77,6 +80,7 @@ class MethodThreads:
         with self._lock:
             self._ended.append((fut, ok, value))
             first = len(self._ended) == 1
+            self._idle += 1  # done with it: free for the next call
         if first:  # later results ride on this wake-up
             try:
                 loop.call_soon_threadsafe(self._deliver)

@@ -145,7 +145,7 @@ class Activation:
         self.lease_epoch = rt.lease_epoch()
         self.defn = defn
         self.cursor = cursor
-        self.retries = {r.position: r for r in retries}
+        self.retries = {r.position: r for r in retries} if retries else {}
         self.loop = asyncio.get_running_loop()
         self.cancel_requested = row.cancel_requested
         self.deadline = row.deadline
@@ -157,8 +157,9 @@ class Activation:
         """A record sent without waiting that did not land: the end must not be recorded."""
         """What the activation recorded when it ended or unloaded."""
         self._cancel_delivered = False
-        self._cancelled = asyncio.Event()
-        """Set with ``cancel_requested``: ends an in-memory wait (a def workflow has no task to cancel)."""
+        self._cancelled: asyncio.Event | None = None
+        """Set with ``cancel_requested``: ends an in-memory wait (a def workflow has no task to cancel).
+        Made by the first wait that needs it (``_cancel_event``): most activations never wait."""
         self.suspending: BaseException | None = None
         self.read_only = False
         """A replay to answer queries: it stops at the first operation not recorded, writing nothing."""
@@ -168,8 +169,8 @@ class Activation:
         self.broken: BaseException | None = None
         """Set when replay went wrong or the claim was lost: every later operation re-raises it."""
         self._inflight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._idle: asyncio.Event | None = None
+        """Set while no step runs on the loop; made by the first that does (none yet: idle)."""
         self.task: asyncio.Task[Any] | None = None
         self._decoders: dict[str, tuple[Definition, serializer.PayloadDecoder]] = {}
         """Step result decoders by step name, with the definition they are for (see ``_result_decoder``)."""
@@ -336,10 +337,19 @@ class Activation:
         if self.cancel_requested:
             return
         self.cancel_requested = True
-        self._cancelled.set()
+        if self._cancelled is not None:
+            self._cancelled.set()
         if self.task is not None and self.defn.is_async and not self.task.done():
             self._cancel_delivered = True
             self.task.cancel()
+
+    def _cancel_event(self) -> asyncio.Event:
+        """The event a wait in memory ends on: set once the instance is cancelled or timed out."""
+        if self._cancelled is None:
+            self._cancelled = asyncio.Event()
+            if self.cancel_requested or self.timed_out:
+                self._cancelled.set()
+        return self._cancelled
 
     async def wait_until(self, when: float, pos: int | None = None) -> None:
         """Wait for ``when``: in memory if it is near, else unload the instance until then.
@@ -358,7 +368,7 @@ class Activation:
             when = deadline
         if when - self.rt.clock.now() > self.rt.unload_after:
             self.suspend(when)
-        await self.rt.clock.sleep_until(when, None if self._cancel_delivered else self._cancelled)
+        await self.rt.clock.sleep_until(when, None if self._cancel_delivered else self._cancel_event())
         self.deliver_cancel()
         self.check()  # an execution timeout that fell during the wait
         if expires:
@@ -446,6 +456,8 @@ class Activation:
     ) -> Any:
         """Drive ``plan`` on the loop."""
         self._inflight += 1
+        if self._idle is None:
+            self._idle = asyncio.Event()
         self._idle.clear()
         try:
             answer: Any = None
@@ -623,7 +635,8 @@ class Activation:
     async def _watchdog(self, deadline: float) -> None:
         await self.rt.clock.sleep_until(deadline)
         self.timed_out = True
-        self._cancelled.set()  # ends an in-memory wait of a def workflow too
+        if self._cancelled is not None:
+            self._cancelled.set()  # ends an in-memory wait of a def workflow too
         if self.task is not None and not self.task.done():
             self.task.cancel()
 
@@ -722,7 +735,8 @@ class Activation:
     ) -> End:
         # Steps the code started but never awaited still commit under this claim: let
         # them land before the end is recorded, so nothing follows it in the journal.
-        await self._idle.wait()
+        if self._idle is not None:
+            await self._idle.wait()
         if status is Status.WAITING and self.deadline is not None:
             wake_at = self.deadline if wake_at is None else min(wake_at, self.deadline)
         update = InstanceUpdate(

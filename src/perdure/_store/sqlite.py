@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -85,6 +86,7 @@ from perdure._store.rows import (
 from perdure._store.sql import queries
 
 T = TypeVar("T")
+log = logging.getLogger("perdure.sqlite")
 Q = queries("sqlite")
 SYNC_MODES = ("FULL", "NORMAL")
 INLINE_BATCH = 2
@@ -93,6 +95,8 @@ INLINE_STREAK = 8
 the event loop's thread (when the lock is free): the workload is one workflow at a time."""
 INLINE_READ = 8
 """Reads of at most this many actor rows run on the event loop's thread (see ``_read_here``)."""
+CHECKPOINT_COMMITS = 16
+"""A WAL checkpoint is started in a reader thread every this many commits (see ``_checkpoint``)."""
 
 
 def parse_url(url: str) -> tuple[str, str]:
@@ -312,6 +316,9 @@ class SQLiteStore:
         self._wlock = threading.Lock()
         """Held while the write connection is in a transaction (writer thread or inline)."""
         self._small_streak = 0
+        self._since_checkpoint = 0
+        """Commits since the last checkpoint was started."""
+        self._checkpointing = False
         self._waits_for_lock = True
         """The write connection's busy_timeout: on (True) or zero (False), see ``_commit``."""
         self._closed = False
@@ -467,7 +474,32 @@ class SQLiteStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= CHECKPOINT_COMMITS and not self._checkpointing and not self._closed:
+            self._since_checkpoint = 0
+            self._checkpointing = True
+            self._readers.submit(self._checkpoint)
         return outcomes
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL's pages into the database, in a reader thread, while commits go on.
+
+        SQLite's automatic checkpoint runs inside the commit that takes the WAL past 1,000
+        pages: that commit (often made on the event loop's thread, see ``commit``) writes
+        every page changed since the last checkpoint into the database and syncs it, and its
+        caller waits for all of it. Done here every few commits, a PASSIVE checkpoint (it
+        takes no lock a writer or reader needs, and never waits) copies most of them
+        beforehand, so the automatic one is left only the pages of the last few commits.
+        That one still runs, in the commit: the WAL starts over from its beginning only
+        after a checkpoint that no commit raced, so the WAL file stays that size. If this
+        one fails, the next (or the automatic one) copies its pages.
+        """
+        try:
+            self._reader().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            log.debug("WAL checkpoint of %s failed (the next one copies its pages): %s", self.path, exc)
+        finally:
+            self._checkpointing = False
 
     def _apply(self, conn: sqlite3.Connection, op: Op) -> Outcome:
         apply = _APPLY.get(type(op))
