@@ -67,7 +67,9 @@ MEASURED_HTTP = (
 )
 MEASURED = {
     "floor": (
-        "wall time of N commits of one single-row INSERT each, divided by N, after 20 warm-up commits: "
+        "wall time of N commits of one single-row INSERT each, divided by N, after 20 warm-up commits "
+        "and N more not measured (a new SQLite file's first commits cost more, until its first "
+        "checkpoint): "
         "SQLite: BEGIN IMMEDIATE; INSERT; COMMIT on a raw sqlite3 connection in WAL mode with "
         "synchronous=FULL; PostgreSQL: one INSERT in autocommit on a raw psycopg connection (one round "
         "trip, one WAL flush)"
