@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -350,10 +350,25 @@ async def _floor_chunk(commit: Callable[[], None], n: int) -> Chunk:
     return Chunk(wall, cpu_s() - c0, n)
 
 
+async def _abba(
+    rounds: int, floor: Callable[[int], Awaitable[None]], work: Callable[[int], Awaitable[None]]
+) -> None:
+    """Round ``r`` runs ``floor(r)`` then ``work(r)`` when ``r`` is even, the other way round
+    when odd (ABBA), in this process and one time window: a machine whose speed drifts moves
+    both sides alike."""
+    for r in range(rounds):
+        first, second = (floor, work) if r % 2 == 0 else (work, floor)
+        await first(r)
+        await second(r)
+
+
+def _split(total: int, parts: int) -> list[int]:
+    """``total`` in ``parts`` nearly equal shares."""
+    return [total // parts + (r < total % parts) for r in range(parts)]
+
+
 async def _steps_seq(p: Params, db: Path) -> Figures:
-    """W1 and the floor in alternating chunks, in this process and one time window: round
-    ``r`` runs a floor chunk then a workflow when ``r`` is even, the other way round when odd
-    (ABBA), so a machine whose speed drifts moves both sides alike."""
+    """W1 and the floor in alternating chunks (see ``_abba``)."""
     wf, n, commits, rounds = STEPS[p["flavour"]], int(p["steps"]), int(p["floor_commits"]), int(p["chunks"])
     steps: list[Chunk] = []
     floor: list[Chunk] = []
@@ -367,13 +382,14 @@ async def _steps_seq(p: Params, db: Path) -> Figures:
             # the engine's would both be measured in that costlier phase, for different shares.
             await _floor_chunk(commit, commits)
             await _steps_chunk(engine, wf, n)
-            for r in range(rounds):
-                if r % 2 == 0:
-                    floor.append(await _floor_chunk(commit, commits))
-                    steps.append(await _steps_chunk(engine, wf, n))
-                else:
-                    steps.append(await _steps_chunk(engine, wf, n))
-                    floor.append(await _floor_chunk(commit, commits))
+
+            async def floor_round(_: int) -> None:
+                floor.append(await _floor_chunk(commit, commits))
+
+            async def steps_round(_: int) -> None:
+                steps.append(await _steps_chunk(engine, wf, n))
+
+            await _abba(rounds, floor_round, steps_round)
         finally:
             await asyncio.to_thread(close)
     return _w1_figures(steps, floor)
@@ -533,19 +549,18 @@ async def _roundtrip(p: Params, db: Path) -> tuple[list[float], list[float], flo
             await asyncio.to_thread(floor_chunk, commit, commits)
             await (await engine.start(wf, commits)).result()
             await trips(5, [])
-            sizes = [n // ROUNDTRIP_ROUNDS + (r < n % ROUNDTRIP_ROUNDS) for r in range(ROUNDTRIP_ROUNDS)]
-            floor_sizes = [
-                commits // ROUNDTRIP_ROUNDS + (r < commits % ROUNDTRIP_ROUNDS)
-                for r in range(ROUNDTRIP_ROUNDS)
-            ]
-            for r in range(ROUNDTRIP_ROUNDS):
-                if r % 2:
-                    await trips(sizes[r], lat)
+            sizes, floor_sizes = _split(n, ROUNDTRIP_ROUNDS), _split(commits, ROUNDTRIP_ROUNDS)
+
+            async def floor_round(r: int) -> None:
+                nonlocal floor_wall
                 wall, chunk = await asyncio.to_thread(floor_chunk, commit, floor_sizes[r])
                 floor_wall += wall
-                floor_lat += chunk
-                if not r % 2:
-                    await trips(sizes[r], lat)
+                floor_lat.extend(chunk)
+
+            async def trips_round(r: int) -> None:
+                await trips(sizes[r], lat)
+
+            await _abba(ROUNDTRIP_ROUNDS, floor_round, trips_round)
         finally:
             await asyncio.to_thread(close)
     return lat, floor_lat, floor_wall / max(1, len(floor_lat))

@@ -94,7 +94,7 @@ INLINE_STREAK = 8
 """After this many batches of at most INLINE_BATCH operations in a row, they are committed on
 the event loop's thread (when the lock is free): the workload is one workflow at a time."""
 INLINE_READ = 8
-"""Reads of at most this many actor rows run on the event loop's thread (see ``_read_here``)."""
+"""Reads of at most this many actor rows run on the event loop's thread (see ``_read_small``)."""
 CHECKPOINT_COMMITS = 16
 """A WAL checkpoint is started in a reader thread every this many commits (see ``_checkpoint``)."""
 
@@ -310,7 +310,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._lconn: sqlite3.Connection | None = None
-        """The loop thread's read connection: it never waits for a lock (see ``_read_here``)."""
+        """The loop thread's read connection: it never waits for a lock (see ``_read_small``)."""
         self._llock = threading.Lock()
         self._lock = threading.Lock()
         self._wlock = threading.Lock()
@@ -531,8 +531,9 @@ class SQLiteStore:
     async def _read(self, fn: Callable[[sqlite3.Connection], T], where: str) -> T:
         return await self._on(self._readers, lambda: fn(self._reader()), where)
 
-    def _read_here(self, fn: Callable[[sqlite3.Connection], T]) -> T | None:
-        """``fn`` run on the loop's thread, or ``None`` if that would wait for a lock.
+    async def _read_small(self, fn: Callable[[sqlite3.Connection], T], where: str) -> T:
+        """A small, indexed read: on the loop's thread if it can be done there at once, else by
+        a reader thread.
 
         For small point reads on the hot path: a hand-off to a reader thread and back costs
         more CPU than the read. In WAL mode a read takes no lock a writer holds, so it does
@@ -542,20 +543,14 @@ class SQLiteStore:
         says what went wrong, as before.
         """
         conn = self._lconn
-        if conn is None or self._closed or not self._llock.acquire(blocking=False):
-            return None
-        try:
-            return fn(conn)
-        except sqlite3.Error:
-            return None
-        finally:
-            self._llock.release()
-
-    async def _read_small(self, fn: Callable[[sqlite3.Connection], T], where: str) -> T:
-        """A small, indexed read: on the loop's thread if it can be (see ``_read_here``), else
-        by a reader thread."""
-        found = self._read_here(lambda c: (fn(c),))
-        return found[0] if found is not None else await self._read(fn, where)
+        if conn is not None and not self._closed and self._llock.acquire(blocking=False):
+            try:
+                return fn(conn)
+            except sqlite3.Error:
+                pass
+            finally:
+                self._llock.release()
+        return await self._read(fn, where)
 
     async def get_instance(self, instance_id: str) -> InstanceRow | None:
         def q(c: sqlite3.Connection) -> InstanceRow | None:
