@@ -5,11 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 import perdure
-from conftest import in_schema
+from conftest import fresh_schema
 
 from .waiting import eventually
 
@@ -19,51 +18,34 @@ def pg(postgres_url: str) -> str:
     return postgres_url
 
 
+@pytest.fixture
+def long_named_schema(postgres_server: str) -> Iterator[str]:
+    """A fresh schema whose name is 62 bytes of UTF-8 (a name holds 63), in fewer characters:
+    its wake channel would pass a name's 63 bytes (and every NOTIFY would fail), so it is hashed."""
+    schema = f"pt_{uuid.uuid4().hex[:8]}_" + "ß" * 25
+    assert len(schema.encode()) == 62
+    with fresh_schema(postgres_server, schema) as url:
+        yield url
+
+
+@pytest.mark.parametrize("database", ["pg", "long_named_schema"])
 async def test_work_started_elsewhere_runs_at_once_though_polling_is_hourly(
-    pg: str, registry: perdure.Registry
+    database: str, request: pytest.FixtureRequest, registry: perdure.Registry
 ) -> None:
+    url: str = request.getfixturevalue(database)
+
     @perdure.workflow(registry=registry)
     async def hello(name: str) -> str:
         return f"hello {name}"
 
     async with (
-        perdure.Engine(pg, registry=registry, poll_interval=3600) as worker,
-        perdure.Engine(pg, registry=registry, executor=False) as client,
+        perdure.Engine(url, registry=registry, poll_interval=3600) as worker,
+        perdure.Engine(url, registry=registry, executor=False) as client,
     ):
         for n in range(3):  # the first claim loop has run; each start must wake it again
             handle = await client.start(hello, f"n{n}")
             assert await handle.result(timeout=10) == f"hello n{n}"
         assert worker.executor_stats["activations"] == 3
-
-
-@pytest.fixture
-def long_named_schema(postgres_server: str) -> Iterator[str]:
-    """A fresh schema whose name is 62 bytes of UTF-8 (a name holds 63), in fewer characters."""
-    schema = f"pt_{uuid.uuid4().hex[:8]}_" + "ß" * 25
-    assert len(schema.encode()) == 62
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield in_schema(postgres_server, schema)
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-async def test_wake_ups_work_in_a_schema_whose_name_is_long_in_bytes(
-    long_named_schema: str, registry: perdure.Registry
-) -> None:
-    # Its channel would pass a name's 63 bytes (and every NOTIFY would fail): it is hashed.
-    @perdure.workflow(registry=registry)
-    async def hello(name: str) -> str:
-        return f"hello {name}"
-
-    async with (
-        perdure.Engine(long_named_schema, registry=registry, poll_interval=3600) as worker,
-        perdure.Engine(long_named_schema, registry=registry, executor=False) as client,
-    ):
-        for n in range(2):
-            handle = await client.start(hello, f"n{n}")
-            assert await handle.result(timeout=10) == f"hello n{n}"
-        assert worker.executor_stats["activations"] == 2
 
 
 async def test_a_message_sent_by_a_client_wakes_a_waiting_workflow_at_once(
