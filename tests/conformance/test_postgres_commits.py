@@ -14,6 +14,7 @@ import pytest
 from psycopg import sql
 
 from api.waiting import eventually
+from conformance.test_store import lease_all
 from perdure._model.errors import StoreUnavailable
 from perdure._model.records import (
     Append,
@@ -129,6 +130,7 @@ async def test_other_executors_hear_of_actor_calls_only_when_one_becomes_ready_f
         assert await notified_by(Enqueue(call("Counter/k/1", owner="ex-1"))) == 0, "runs where it was made"
         assert await notified_by(Enqueue(call("Counter/k/2", owner="ex-2"))) == 0, "queued behind call 1"
         assert await notified_by(call_end("Counter/k/1", token=1)) == 1, "call 2's turn: ready for anyone"
+        await lease_all(pg_store, "ex-2")
         [second] = await pg_store.commit([Claim(executor="ex-2", claim_id="c", now=NOW + 2,
                                                 lease_now=NOW + 2, limit=10)])  # fmt: skip
         assert isinstance(second, list)

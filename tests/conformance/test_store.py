@@ -11,6 +11,7 @@ import pytest
 
 from perdure._model.errors import IncompatibleDatabase, InvalidArgument, StoreUnavailable
 from perdure._model.records import (
+    SHARDS,
     Append,
     AppendOutcome,
     Beat,
@@ -24,6 +25,7 @@ from perdure._model.records import (
     InstanceRow,
     InstanceUpdate,
     JournalEntry,
+    LeaseShards,
     Message,
     Op,
     Outcome,
@@ -34,6 +36,7 @@ from perdure._model.records import (
     RetryState,
     Send,
     Status,
+    shard_of,
 )
 from perdure._store import migrate
 from perdure._store.faulty import FaultyStore, parse_faults
@@ -45,6 +48,7 @@ from .conftest import Backend
 
 NOW = 1_700_000_000.0
 LIVE = NOW + 60.0
+FAR = NOW + 3600.0
 """A lease that has not expired yet."""
 
 
@@ -88,10 +92,20 @@ async def running(store: Store, iid: str, *, owner: str = "ex-1", token: int = 1
     return r
 
 
+async def lease_all(store: Store, executor: str) -> None:
+    """``executor`` alive and holding every shard: it shares them out as of ``FAR``, when it
+    is the only executor whose lease holds."""
+    await commit1(store, Beat(executor=executor, host="h", pid=2, expires_at=FAR))
+    held = await commit1(store, LeaseShards(executor=executor, now=FAR, expires_at=FAR))
+    assert held == tuple(range(SHARDS))
+
+
 async def claim(
     store: Store, executor: str = "ex-2", claim_id: str = "c-1", *, now: float = NOW, limit: int = 100,
 ) -> list[InstanceRow]:  # fmt: skip
-    # A real executor holds a live lease while it claims; one without a lease is taken for dead.
+    # A real executor holds a live lease while it claims (one without a lease is taken for
+    # dead), and claims in the shards it leases.
+    await lease_all(store, executor)
     await commit1(store, Beat(executor=executor, host="h", pid=2, expires_at=now + 60))
     rows = await commit1(
         store, Claim(executor=executor, claim_id=claim_id, now=now, lease_now=now, limit=limit)
@@ -361,6 +375,7 @@ async def _world(store: Store) -> None:
     await running(store, "run", owner="ex-1", token=1)
     await create(store, row("due"), row("parked", status=Status.PARKED), row("later", wake_at=NOW + 3600))
     await commit1(store, Beat(executor="ex-1", host="h", pid=1, expires_at=LIVE))
+    await lease_all(store, "ex-2")
 
 
 TWICE: dict[str, list[Op]] = {
@@ -379,6 +394,10 @@ TWICE: dict[str, list[Op]] = {
     ],
     "claim": [Claim(executor="ex-2", claim_id="c-9", now=NOW, lease_now=NOW, limit=10)],
     "beat": [Beat(executor="ex-3", host="h", pid=3, expires_at=LIVE)],
+    "lease-shards": [
+        Beat(executor="ex-3", host="h", pid=3, expires_at=FAR),
+        LeaseShards(executor="ex-3", now=NOW, expires_at=FAR),
+    ],
     "expire": [ExpireExecutor(executor="ex-1")],
     "cancel-pending": [RequestCancel(instance_id="due", now=NOW + 1)],
     "cancel-running": [RequestCancel(instance_id="run", now=NOW + 1)],
@@ -498,6 +517,82 @@ async def test_executor_leases_are_listed_and_renewed(store: Store) -> None:
     leases = {e.id: e for e in await store.list_executors()}
     assert sorted(leases) == ["ex-a", "ex-b"]
     assert (leases["ex-a"].host, leases["ex-a"].pid, leases["ex-a"].expires_at) == ("h1", 1, LIVE)
+
+
+# --- shard leases -------------------------------------------------------------
+
+
+async def lease(store: Store, executor: str, *, now: float = NOW) -> tuple[int, ...]:
+    """A heartbeat of ``executor`` at ``now``: its lease and its share of the shards."""
+    beat = Beat(executor=executor, host="h", pid=1, expires_at=now + 60)
+    outcomes = await store.commit([beat, LeaseShards(executor=executor, now=now, expires_at=now + 60)])
+    held = outcomes[-1]
+    assert isinstance(held, tuple)
+    return held
+
+
+async def test_executors_share_the_shards_out_evenly_as_they_come_and_go(store: Store) -> None:
+    every = tuple(range(SHARDS))
+    assert await lease(store, "ex-1") == every, "the only executor leases every shard"
+    assert await lease(store, "ex-1") == every, "and keeps them"
+    # A second executor: its share is half, but all are held by a live one until it gives some up.
+    assert await lease(store, "ex-2") == ()
+    assert await lease(store, "ex-1") == every[:32], "the excess goes, highest first"
+    assert await lease(store, "ex-2") == every[32:]
+    # A third: ceil(64 / 3) = 22 each, the newcomer gets what the others give up.
+    assert await lease(store, "ex-3") == ()
+    assert await lease(store, "ex-1") == every[:22]
+    assert await lease(store, "ex-2") == every[32:54]
+    third = await lease(store, "ex-3")
+    assert third == every[22:32] + every[54:]
+    counts = {e.id: e.shards for e in await store.list_executors()}
+    assert counts == {"ex-1": 22, "ex-2": 22, "ex-3": 20}
+    # One stops: its shards are free at once, and the others take them up to their new share.
+    await commit1(store, ExpireExecutor(executor="ex-3"))
+    assert {e.id: e.shards for e in await store.list_executors()}["ex-3"] == 0
+    first = await lease(store, "ex-1")
+    second = await lease(store, "ex-2")
+    assert (len(first), len(second)) == (32, 32)
+    assert sorted(first + second) == list(every)
+
+
+async def test_a_dead_executors_shards_go_to_the_living(store: Store) -> None:
+    await lease(store, "ex-1")
+    await lease(store, "ex-2")
+    await lease(store, "ex-1")
+    assert len(await lease(store, "ex-2")) == 32
+    # ex-1 beats no more: once its lease (now + 60) has run out, ex-2 takes every shard.
+    assert await lease(store, "ex-2", now=NOW + 61) == tuple(range(SHARDS))
+
+
+async def test_claims_take_only_instances_in_the_shards_leased(store: Store) -> None:
+    ids = [f"w{i}" for i in range(40)] + [f"Counter/k{i}/1" for i in range(10)]
+    await create(store, *(row(i) if "/" not in i else invocation(i, actor=i.rsplit("/", 1)[0]) for i in ids))
+    await lease(store, "ex-1")
+    await lease(store, "ex-2")
+    first = set(await lease(store, "ex-1"))
+    second = set(await lease(store, "ex-2"))
+    shard = {
+        i: shard_of(r)
+        for i, r in ((i, row(i) if "/" not in i else invocation(i, actor=i.rsplit("/", 1)[0])) for i in ids)
+    }
+    assert shard["Counter/k1/1"] == shard_of(invocation("Counter/k1/2", actor="Counter/k1")), "by actor"
+    claimed = {}
+    for executor, held in (("ex-1", first), ("ex-2", second)):
+        rows = await commit1(
+            store, Claim(executor=executor, claim_id=f"c-{executor}", now=NOW, lease_now=NOW, limit=100)
+        )
+        assert isinstance(rows, list)
+        claimed[executor] = {r.id for r in rows}
+        assert claimed[executor] == {i for i in ids if shard[i] in held}
+    assert claimed["ex-1"] | claimed["ex-2"] == set(ids)
+    # A lapsed shard lease claims nothing, even for an executor that is still alive.
+    await create(store, row("late", wake_at=NOW + 100))
+    await commit1(store, Beat(executor="ex-1", host="h", pid=1, expires_at=NOW + 1000))
+    late = await commit1(
+        store, Claim(executor="ex-1", claim_id="c-late", now=NOW + 100, lease_now=NOW + 100, limit=100)
+    )
+    assert late == []
 
 
 # --- cancel and resume ------------------------------------------------------

@@ -205,6 +205,8 @@ def test_metrics_count_resident_actors_activations_and_evictions(api: httpx.Clie
     text = api.get("/metrics").text
     assert "# TYPE perdure_actors_resident gauge" in text
     assert "perdure_actors_resident 2.0" in text
+    assert "# TYPE perdure_executor_shards gauge" in text
+    assert "perdure_executor_shards 64.0" in text  # the only executor leases every shard
     assert "perdure_actor_activations_total 2.0" in text  # the third call found m1 in memory
     assert "perdure_actor_evictions_total 0.0" in text
     assert 'name="Counter.add"' not in text  # actor calls are not counted as workflow instances

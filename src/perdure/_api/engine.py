@@ -661,12 +661,13 @@ class Engine(ScheduleMethods, ActorMethods):
     @property
     def executor_stats(self) -> dict[str, int]:
         """Counters of this process's executor: activations, recoveries, parked, and of
-        actors: resident now, activations (restored or made in memory), evictions."""
+        actors: resident now, activations (restored or made in memory), evictions; and the
+        number of shards it leases now."""
         ex = self._executor
         if ex is None:
             return {}
         host = ex.rt.actors
-        return {**ex.stats, **host.stats, "actors_resident": host.resident}
+        return {**ex.stats, **host.stats, "actors_resident": host.resident, "shards": len(ex.shards)}
 
     @property
     def stats(self) -> Stats:

@@ -9,6 +9,7 @@ appends are insert-or-ignore, updates set values, claims carry a claim id.
 from __future__ import annotations
 
 import enum
+import zlib
 
 import msgspec
 
@@ -197,7 +198,8 @@ class Claim(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     """Claim up to ``limit`` ready instances for ``executor``. Outcome: the claimed rows.
 
     Ready: pending or waiting with ``wake_at <= now``, or running under an
-    executor whose lease has expired (recovery: ``recoveries`` is incremented).
+    executor whose lease has expired (recovery: ``recoveries`` is incremented);
+    and in a shard ``executor`` leases at ``lease_now`` (see ``LeaseShards``).
     A retried claim with the same ``claim_id`` returns what the first one took.
     """
 
@@ -220,9 +222,33 @@ class Beat(msgspec.Struct, frozen=True, tag=True, kw_only=True):
 
 
 class ExpireExecutor(msgspec.Struct, frozen=True, tag=True, kw_only=True):
-    """Mark an executor dead (expired lease, or its lock seen free). Outcome: None."""
+    """Mark an executor dead (expired lease, or its lock seen free) and free its shards.
+    Outcome: None."""
 
     executor: str
+
+
+SHARDS = 64
+"""Instances map to this many shards (``shard_of``); schema 10 made their leases."""
+
+
+def shard_of(row: InstanceRow) -> int:
+    """The shard of an instance: its actor's for an actor's call (so an actor's calls go to
+    the executor where it is likely resident), else its own id's."""
+    return zlib.crc32((row.actor_id or row.id).encode()) % SHARDS
+
+
+class LeaseShards(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """Renew ``executor``'s shard leases until ``expires_at`` and even out its share: with L
+    executors whose lease holds at ``now``, each should hold ceil(SHARDS / L). One holding
+    more gives the excess up (highest first); one holding fewer takes shards that are free,
+    expired, or held by an executor whose lease does not hold. Outcome: the shards it holds
+    now, in order. Goes after its ``Beat`` in a batch, so that it counts itself."""
+
+    executor: str
+    now: float
+    """Real time: leases that expired before it do not hold."""
+    expires_at: float
 
 
 class RequestCancel(msgspec.Struct, frozen=True, tag=True, kw_only=True):
@@ -408,6 +434,7 @@ Op = (
     | Claim
     | Beat
     | ExpireExecutor
+    | LeaseShards
     | RequestCancel
     | Resume
     | Send
@@ -420,7 +447,7 @@ Op = (
     | DeleteActor
     | Post
 )
-Outcome = bool | AppendOutcome | EnqueueOutcome | list[InstanceRow] | Status | None
+Outcome = bool | AppendOutcome | EnqueueOutcome | list[InstanceRow] | tuple[int, ...] | Status | None
 
 
 class RunRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -437,6 +464,8 @@ class ExecutorRow(msgspec.Struct, frozen=True, kw_only=True):
     host: str
     pid: int
     expires_at: float
+    shards: int = 0
+    """How many shards it leases."""
 
 
 class Page(msgspec.Struct, frozen=True):

@@ -1,10 +1,11 @@
 """The executor: claims ready instances, drives them, and keeps its lease alive.
 
-One asyncio loop runs every instance this process owns. The dispatch loop
-claims what is ready (new, due, or left running by a dead executor), starts an
-activation for each, and sleeps until the next local wake-up, a nudge, or the
-poll interval. Instances started in this process are created already claimed,
-so they start without a claim round trip.
+One asyncio loop runs every instance this process owns. The heartbeat renews the
+executor's lease and its share of the shards (executors sharing a database split
+them evenly). The dispatch loop claims what is ready in those shards (new, due, or
+left running by a dead executor), starts an activation for each, and sleeps until
+the next local wake-up, a nudge, or the poll interval. Instances started in this
+process are created already claimed, so they start without a claim round trip.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from perdure._model.records import (
     FireSchedule,
     InstanceRow,
     InstanceUpdate,
+    LeaseShards,
     Status,
+    shard_of,
 )
 from perdure._runtime import collector, direct, schedules
 from perdure._runtime.clock import SystemClock
@@ -86,6 +89,8 @@ class Executor:
         self._lease_until = 0.0
         """Real time until which this executor's lease surely holds (a margin before its expiry)."""
         self._epoch = 0
+        self.shards: frozenset[int] = frozenset()
+        """The shards this executor leases, as of its last beat: it claims their instances."""
         self._stopping = False
         self._loops: list[asyncio.Task[None]] = []
         self._holds_collector = False
@@ -141,15 +146,32 @@ class Executor:
             collector.release()
 
     async def _beat(self, expire: Sequence[ExpireExecutor] = ()) -> None:
-        """Renew this executor's lease, and expire those of ``expire`` in the same commit."""
+        """Renew this executor's lease and its share of the shards, and expire those of
+        ``expire`` in the same commit (before the shards are shared out, so theirs are free)."""
         self.lease_epoch()  # a lapse seen here, before renewing, still counts
-        beat = Beat(
-            executor=self.id, host=self.host, pid=os.getpid(), expires_at=self.real.now() + self.lease_ttl
-        )
-        await self.rt.writer.submit((beat, *expire))
+        now = self.real.now()
+        beat = Beat(executor=self.id, host=self.host, pid=os.getpid(), expires_at=now + self.lease_ttl)
+        lease = LeaseShards(executor=self.id, now=now, expires_at=beat.expires_at)
+        held = (await self.rt.writer.submit((beat, *expire, lease)))[-1]
+        assert isinstance(held, tuple)
         self._lease_until = beat.expires_at - self.lease_ttl / 5
+        self._reshard(frozenset(held))
         if expire:
             self._nudge.set()  # their instances are claimable now
+
+    def _reshard(self, held: frozenset[int]) -> None:
+        """Take in the shards this executor holds now. Its instances in shards it gave up (to
+        an executor that joined) or lost (its lease lapsed) unload at their next operation,
+        for the shard's new holder to claim; shards it gained may have work ready."""
+        lost, gained = self.shards - held, held - self.shards
+        self.shards = held
+        if lost:
+            log.info("executor %s gives up shards %s", self.id, sorted(lost))
+            for act in self.active.values():
+                if act is not None and shard_of(act.row) in lost:
+                    act.draining = True
+        if gained:
+            self._nudge.set()
 
     def lease_epoch(self) -> int:
         """Moves on whenever the lease may have lapsed: this process was paused, starved or cut

@@ -140,6 +140,8 @@ class Activation:
         self, rt: Runtime, row: InstanceRow, defn: Definition, cursor: Cursor, retries: list[RetryState]
     ) -> None:
         self.rt = rt
+        self.row = row
+        """The instance as claimed or created."""
         self.id = row.id
         self.token = row.token
         self.lease_epoch = rt.lease_epoch()
@@ -151,11 +153,11 @@ class Activation:
         self.deadline = row.deadline
         self.timed_out = False
         self.final: InstanceUpdate | None = None
+        """What the activation recorded when it ended or unloaded."""
         self._deferred: list[Append] = []
         self._soon: set[asyncio.Future[list[Outcome]]] = set()
         self._lost_write: BaseException | None = None
         """A record sent without waiting that did not land: the end must not be recorded."""
-        """What the activation recorded when it ended or unloaded."""
         self._cancel_delivered = False
         self._cancelled: asyncio.Event | None = None
         """Set with ``cancel_requested``: ends an in-memory wait (a def workflow has no task to cancel).
@@ -165,7 +167,8 @@ class Activation:
         """A replay to answer queries: it stops at the first operation not recorded, writing nothing."""
         self.queries: dict[str, Callable[..., Any]] = {}
         self.draining = False
-        """Set by a graceful shutdown: the next operation unloads the instance (its steps in flight are recorded first)."""
+        """Set by a graceful shutdown, or when this executor gives up the instance's shard: the next
+        operation unloads the instance (its steps in flight are recorded first)."""
         self.broken: BaseException | None = None
         """Set when replay went wrong or the claim was lost: every later operation re-raises it."""
         self._inflight = 0

@@ -27,6 +27,11 @@ ACTOR_COUNTERS = {
     "actor_evictions": "Actor objects this executor dropped from memory (least recently used, or idle)",
     "actor_direct_calls": "Actor calls from clients run at once on an idle actor and recorded in one commit",
 }
+GAUGES = (
+    ("actors_resident", "perdure_actors_resident", "Actor objects this executor keeps in memory now"),
+    ("shards", "perdure_executor_shards", "Shards this executor leases now: it claims their instances"),
+)
+"""The figures of ``Engine.executor_stats`` that are levels, not counts: (key, name, help)."""
 
 
 def _histogram(name: str, doc: str, h: Histogram) -> HistogramMetricFamily:
@@ -70,11 +75,9 @@ class EngineCollector(Collector):
             "perdure_claim_lag_seconds", "Ready-queue lag: from due to claimed by this executor", s.claim_lag
         )
         counters = dict(self.engine.executor_stats)
-        if "actors_resident" in counters:
-            yield GaugeMetricFamily(
-                "perdure_actors_resident", "Actor objects this executor keeps in memory now",
-                value=counters.pop("actors_resident"),
-            )  # fmt: skip
+        for key, name, doc in GAUGES:
+            if key in counters:
+                yield GaugeMetricFamily(name, doc, value=counters.pop(key))
         for key, doc in ACTOR_COUNTERS.items():
             if key in counters:
                 yield CounterMetricFamily(f"perdure_{key}", doc, value=counters.pop(key))

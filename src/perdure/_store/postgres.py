@@ -67,6 +67,7 @@ from perdure._model.records import (
     FireSchedule,
     InstanceRow,
     JournalEntry,
+    LeaseShards,
     Op,
     OplogRows,
     Outcome,
@@ -80,6 +81,7 @@ from perdure._model.records import (
     ScheduleRow,
     Send,
     Status,
+    shard_of,
 )
 from perdure._store import migrate
 from perdure._store.prepared import Prepared, Readable
@@ -100,6 +102,7 @@ from perdure._store.rows import (
     parse_key_cursor,
     replay,
     schedule_row,
+    shard_excess,
     usable_packs,
 )
 from perdure._store.sql import queries
@@ -311,7 +314,7 @@ def _enqueue_params(row: InstanceRow) -> dict[str, Any]:
         "id": row.id, "actor": row.actor_id, "type": type_, "key": key, "name": row.name,
         "status": row.status.value, "input": row.input, "now": row.created_at, "wake_at": row.wake_at,
         "owner": row.owner, "token": row.token, "parent_id": row.parent_id,
-        "parent_close": row.parent_close, "deadline": row.deadline,
+        "parent_close": row.parent_close, "deadline": row.deadline, "shard": shard_of(row),
     }  # fmt: skip
 
 
@@ -360,6 +363,16 @@ async def _beat(tx: _Tx, op: Beat) -> None:
 
 async def _expire(tx: _Tx, op: ExpireExecutor) -> None:
     await tx.run(Q["executor_expire"], (op.executor,))
+    await tx.run(Q["shards_free"], (op.executor,))
+
+
+async def _lease_shards(tx: _Tx, op: LeaseShards) -> tuple[int, ...]:
+    p = {"executor": op.executor, "now": op.now, "expires_at": op.expires_at}
+    [(live, held)] = await tx.rows(Q["shards_share"], p)
+    excess = shard_excess(live, held)
+    if excess:
+        await tx.run(Q["shards_release" if excess > 0 else "shards_take"], {**p, "count": abs(excess)})
+    return tuple(sorted(shard for (shard,) in await tx.rows(Q["shards_renew"], p)))
 
 
 async def _status(tx: _Tx, instance_id: str) -> Status | None:
@@ -484,6 +497,7 @@ _APPLY: dict[type, Callable[[_Tx, Any], Awaitable[Outcome]]] = {
     Claim: _claim,
     Beat: _beat,
     ExpireExecutor: _expire,
+    LeaseShards: _lease_shards,
     RequestCancel: _cancel,
     Resume: _resume,
     Send: _send,
@@ -536,7 +550,7 @@ def wakes_others(batch: Sequence[Op]) -> bool:
         elif isinstance(op, (CreateInstance, Enqueue)):
             if op.row.owner is None:  # else it runs where it was made (or waits for its turn)
                 return True
-        elif not isinstance(op, (Claim, Beat, DirectCall)):  # a direct call readies nothing
+        elif not isinstance(op, (Claim, Beat, LeaseShards, DirectCall)):  # a direct call readies nothing
             return True
     return False
 
@@ -918,8 +932,8 @@ class PostgresStore:
 
     async def list_executors(self) -> list[ExecutorRow]:
         return [
-            ExecutorRow(id=i, host=h, pid=p, expires_at=x)
-            for i, h, p, x in await self._fetch("list_executors", Q["executors_all"])
+            ExecutorRow(id=i, host=h, pid=p, expires_at=x, shards=n)
+            for i, h, p, x, n in await self._fetch("list_executors", Q["executors_all"])
         ]
 
     async def schema_version(self) -> int:

@@ -15,6 +15,7 @@ import msgspec
 
 from perdure._model.errors import InvalidArgument
 from perdure._model.records import (
+    SHARDS,
     TERMINAL,
     ActorRow,
     Append,
@@ -27,6 +28,7 @@ from perdure._model.records import (
     RetryState,
     ScheduleRow,
     Status,
+    shard_of,
 )
 
 Rows = list[tuple[Any, ...]] | list[dict[str, Any]]
@@ -184,11 +186,17 @@ def schedule_row(values: Sequence[Any]) -> ScheduleRow:
     )  # fmt: skip
 
 
+def shard_excess(live: int, held: int) -> int:
+    """How many shards an executor holding ``held`` of them gives up (> 0) or takes (< 0) for
+    an even share among ``live`` executors (itself included)."""
+    return held - -(-SHARDS // max(1, live))
+
+
 def insert_params(r: InstanceRow) -> tuple[Any, ...]:
     """The parameters of ``instance_insert``."""
     return (r.id, r.name, r.status.value, r.input, r.output, r.error, r.created_at, r.updated_at,
             r.wake_at, r.owner, r.token, r.recoveries, r.park_reason, int(r.cancel_requested),
-            r.parent_id, r.parent_close, r.deadline, r.actor_id)  # fmt: skip
+            r.parent_id, r.parent_close, r.deadline, r.actor_id, shard_of(r))  # fmt: skip
 
 
 def direct_params(op: DirectCall) -> dict[str, Any]:

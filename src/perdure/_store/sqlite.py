@@ -50,6 +50,7 @@ from perdure._model.records import (
     FireSchedule,
     InstanceRow,
     JournalEntry,
+    LeaseShards,
     Op,
     OplogRows,
     Outcome,
@@ -81,6 +82,7 @@ from perdure._store.rows import (
     parse_key_cursor,
     replay,
     schedule_row,
+    shard_excess,
     usable_packs,
 )
 from perdure._store.sql import queries
@@ -202,6 +204,16 @@ def _beat(conn: sqlite3.Connection, op: Beat) -> None:
 
 def _expire(conn: sqlite3.Connection, op: ExpireExecutor) -> None:
     conn.execute(Q["executor_expire"], (op.executor,))
+    conn.execute(Q["shards_free"], (op.executor,))
+
+
+def _lease_shards(conn: sqlite3.Connection, op: LeaseShards) -> tuple[int, ...]:
+    p = {"executor": op.executor, "now": op.now, "expires_at": op.expires_at}
+    live, held = conn.execute(Q["shards_share"], p).fetchone()
+    excess = shard_excess(live, held)
+    if excess:
+        conn.execute(Q["shards_release" if excess > 0 else "shards_take"], {**p, "count": abs(excess)})
+    return tuple(sorted(shard for (shard,) in conn.execute(Q["shards_renew"], p)))
 
 
 def _resume(conn: sqlite3.Connection, op: Resume) -> Status | None:
@@ -279,6 +291,7 @@ _APPLY: dict[type, Callable[[sqlite3.Connection, Any], Outcome]] = {
     Claim: _claim,
     Beat: _beat,
     ExpireExecutor: _expire,
+    LeaseShards: _lease_shards,
     RequestCancel: _cancel,
     Resume: _resume,
     Send: _send,
@@ -613,7 +626,8 @@ class SQLiteStore:
     async def list_executors(self) -> list[ExecutorRow]:
         def q(c: sqlite3.Connection) -> list[ExecutorRow]:
             return [
-                ExecutorRow(id=i, host=h, pid=p, expires_at=x) for i, h, p, x in c.execute(Q["executors_all"])
+                ExecutorRow(id=i, host=h, pid=p, expires_at=x, shards=n)
+                for i, h, p, x, n in c.execute(Q["executors_all"])
             ]
 
         return await self._read_small(q, "list_executors")

@@ -23,16 +23,16 @@ SELECT pg_advisory_xact_lock(hashtextextended('perdure-migrate:' || current_sche
 -- name: instance_insert
 INSERT INTO instances
     (id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token,
-     recoveries, park_reason, cancel_requested, parent_id, parent_close, deadline, actor_id)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+     recoveries, park_reason, cancel_requested, parent_id, parent_close, deadline, actor_id, shard)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (id) DO NOTHING;
 
 -- name: instance_create
 -- Many rows in one statement (the VALUES tuple repeats); the ids it returns were new.
 INSERT INTO instances
     (id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token,
-     recoveries, park_reason, cancel_requested, parent_id, parent_close, deadline, actor_id)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+     recoveries, park_reason, cancel_requested, parent_id, parent_close, deadline, actor_id, shard)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (id) DO NOTHING
 RETURNING id;
 
@@ -95,12 +95,16 @@ DELETE FROM retries WHERE instance_id = %s;
 -- Ready: pending/waiting and due, or running under an executor whose lease expired or that
 -- has no lease at all. SKIP LOCKED: executors claiming at once take disjoint rows, and a row
 -- its owner is committing to right now (locked by instance_fences) waits for the next claim.
+-- Only in the shards this executor leases (a lease that lapsed claims nothing).
 WITH again AS (
     SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, actor_id, seq
     FROM instances WHERE owner = %(executor)s AND claim_id = %(claim_id)s
+), mine AS (
+    SELECT shard FROM shards WHERE owner = %(executor)s AND expires_at >= %(lease_now)s
 ), due AS (
     SELECT id, wake_at FROM instances
     WHERE status IN ('pending', 'waiting') AND wake_at <= %(now)s AND NOT EXISTS (SELECT 1 FROM again)
+      AND shard IN (SELECT shard FROM mine)
     ORDER BY wake_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -108,6 +112,7 @@ WITH again AS (
     SELECT i.id, i.wake_at FROM instances AS i
     WHERE i.status = 'running' AND NOT EXISTS (SELECT 1 FROM again) AND NOT EXISTS (
         SELECT 1 FROM executors AS e WHERE e.id = i.owner AND e.expires_at >= %(lease_now)s)
+      AND i.shard IN (SELECT shard FROM mine)
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), picked AS (
@@ -134,7 +139,36 @@ ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at;
 UPDATE executors SET expires_at = 0 WHERE id = %s;
 
 -- name: executors_all
-SELECT id, host, pid, expires_at FROM executors ORDER BY id;
+SELECT e.id, e.host, e.pid, e.expires_at, (SELECT count(*) FROM shards AS s WHERE s.owner = e.id)
+FROM executors AS e ORDER BY e.id;
+
+-- name: shards_free
+UPDATE shards SET owner = NULL, expires_at = 0 WHERE owner = %s;
+
+-- name: shards_share
+SELECT (SELECT count(*) FROM executors WHERE expires_at >= %(now)s),
+       (SELECT count(*) FROM shards WHERE owner = %(executor)s);
+
+-- name: shards_release
+UPDATE shards SET owner = NULL, expires_at = 0
+WHERE shard IN (
+    SELECT shard FROM shards WHERE owner = %(executor)s ORDER BY shard DESC LIMIT %(count)s
+);
+
+-- name: shards_take
+-- SKIP LOCKED: executors beating at once take different shards.
+UPDATE shards SET owner = %(executor)s, expires_at = %(expires_at)s
+WHERE shard IN (
+    SELECT s.shard FROM shards AS s
+    WHERE s.owner IS NULL OR s.expires_at < %(now)s OR NOT EXISTS (
+        SELECT 1 FROM executors AS e WHERE e.id = s.owner AND e.expires_at >= %(now)s)
+    ORDER BY s.shard
+    LIMIT %(count)s
+    FOR UPDATE SKIP LOCKED
+);
+
+-- name: shards_renew
+UPDATE shards SET expires_at = %(expires_at)s WHERE owner = %(executor)s RETURNING shard;
 
 -- name: cancel_request
 -- Never started (pending) or stopped (parked): cancelled at once. Waiting: due now, so that
@@ -409,14 +443,15 @@ WITH new AS (
 ), ins AS (
     INSERT INTO instances
         (id, name, status, input, created_at, updated_at, wake_at, owner, token, parent_id,
-         parent_close, deadline, actor_id)
+         parent_close, deadline, actor_id, shard)
     SELECT %(id)s, %(name)s,
            CASE WHEN turn.active = %(id)s THEN %(status)s::text ELSE 'queued' END,
            %(input)s::bytea, %(now)s, %(now)s,
            CASE WHEN turn.active = %(id)s THEN %(wake_at)s::double precision END,
            CASE WHEN turn.active = %(id)s THEN %(owner)s::text END,
            CASE WHEN turn.active = %(id)s THEN %(token)s::bigint ELSE 0 END,
-           %(parent_id)s::text, %(parent_close)s::text, %(deadline)s::double precision, %(actor)s
+           %(parent_id)s::text, %(parent_close)s::text, %(deadline)s::double precision, %(actor)s,
+           %(shard)s::integer
     FROM turn
     ON CONFLICT (id) DO NOTHING
     RETURNING status

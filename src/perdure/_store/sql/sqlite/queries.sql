@@ -10,8 +10,9 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 -- name: instance_insert
 INSERT OR IGNORE INTO instances
     (id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token,
-     recoveries, park_reason, cancel_requested, parent_id, parent_close, deadline, actor_id, seq)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+     recoveries, park_reason, cancel_requested, parent_id, parent_close, deadline, actor_id, shard,
+     seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
         (SELECT coalesce(max(seq), 0) + 1 FROM instances));
 
 -- name: instance_fence
@@ -48,15 +49,17 @@ FROM instances WHERE owner = ? AND claim_id = ?;
 -- name: claim_ready
 -- Ready: pending/waiting and due, or running under an executor whose lease expired or that
 -- has no lease at all (an orphan must not stay stuck). Scans running rows: fine to ~100k.
+-- Only in the shards this executor leases (a lease that lapsed claims nothing).
 UPDATE instances
 SET recoveries = recoveries + (status = 'running'),
     status = 'running', owner = :executor, claim_id = :claim_id, token = token + 1,
     updated_at = :now
 WHERE id IN (
     SELECT i.id FROM instances AS i
-    WHERE (i.status IN ('pending', 'waiting') AND i.wake_at <= :now)
-       OR (i.status = 'running' AND NOT EXISTS (
-               SELECT 1 FROM executors AS e WHERE e.id = i.owner AND e.expires_at >= :lease_now))
+    WHERE ((i.status IN ('pending', 'waiting') AND i.wake_at <= :now)
+           OR (i.status = 'running' AND NOT EXISTS (
+                   SELECT 1 FROM executors AS e WHERE e.id = i.owner AND e.expires_at >= :lease_now)))
+      AND i.shard IN (SELECT shard FROM shards WHERE owner = :executor AND expires_at >= :lease_now)
     ORDER BY i.wake_at
     LIMIT :limit
 )
@@ -71,7 +74,37 @@ ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at;
 UPDATE executors SET expires_at = 0 WHERE id = ?;
 
 -- name: executors_all
-SELECT id, host, pid, expires_at FROM executors ORDER BY id;
+SELECT e.id, e.host, e.pid, e.expires_at, (SELECT count(*) FROM shards AS s WHERE s.owner = e.id)
+FROM executors AS e ORDER BY e.id;
+
+-- name: shards_free
+-- A dead or stopped executor's shards, free for the others at their next beat.
+UPDATE shards SET owner = NULL, expires_at = 0 WHERE owner = ?;
+
+-- name: shards_share
+-- For LeaseShards: how many executors' leases hold (the beating one's included), and how
+-- many shards this one holds.
+SELECT (SELECT count(*) FROM executors WHERE expires_at >= :now),
+       (SELECT count(*) FROM shards WHERE owner = :executor);
+
+-- name: shards_release
+-- Give up the excess, highest shards first.
+UPDATE shards SET owner = NULL, expires_at = 0
+WHERE shard IN (SELECT shard FROM shards WHERE owner = :executor ORDER BY shard DESC LIMIT :count);
+
+-- name: shards_take
+-- Take up to :count shards that are free, expired, or held by an executor whose lease lapsed.
+UPDATE shards SET owner = :executor, expires_at = :expires_at
+WHERE shard IN (
+    SELECT s.shard FROM shards AS s
+    WHERE s.owner IS NULL OR s.expires_at < :now OR NOT EXISTS (
+        SELECT 1 FROM executors AS e WHERE e.id = s.owner AND e.expires_at >= :now)
+    ORDER BY s.shard
+    LIMIT :count
+);
+
+-- name: shards_renew
+UPDATE shards SET expires_at = :expires_at WHERE owner = :executor RETURNING shard;
 
 -- name: cancel_request
 -- Never started (pending) or stopped (parked): cancelled at once. Waiting: due now, so that
@@ -335,8 +368,8 @@ VALUES (:actor, :type, :key, :state, coalesce(:version, 0), :new_revision, 1, :n
 INSERT OR IGNORE INTO instances
     (id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token,
      recoveries, park_reason, cancel_requested, parent_id, parent_close, deadline, actor_id,
-     state_size, seq)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+     shard, state_size, seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
         (SELECT coalesce(max(seq), 0) + 1 FROM instances));
 
 -- name: actor_get

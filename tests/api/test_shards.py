@@ -1,0 +1,84 @@
+"""Executors sharing one database share its shards: each claims the instances of the
+shards it leases, one that joins gets its share from the others, and the instances the
+others were running in the shards they gave up move to it without a step running twice."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import perdure
+from perdure._model.records import SHARDS
+
+from .waiting import eventually
+
+
+def engine(db_url: str, reg: perdure.Registry) -> perdure.Engine:
+    """An engine whose executor beats every 0.2 s: shares settle within a second."""
+    return perdure.Engine(db_url, registry=reg, lease_ttl=0.6, poll_interval=0.05)
+
+
+async def shares(*engines: perdure.Engine) -> list[int]:
+    """How many shards each engine's executor leases, fewest first."""
+    return sorted(e.executor_stats["shards"] for e in engines)
+
+
+async def steps_ran(ran: list[tuple[str, str, int]]) -> int:
+    return len(ran)
+
+
+async def test_executors_share_the_shards_out_evenly_and_take_a_stopped_ones(db_url: str) -> None:
+    reg = perdure.Registry()
+    async with engine(db_url, reg) as a:
+        assert a.executor_stats["shards"] == SHARDS, "the only executor leases every shard"
+        async with engine(db_url, reg) as b:
+            await eventually(lambda: shares(a, b), lambda s: s == [32, 32], what="halves")
+            async with engine(db_url, reg) as c:
+                await eventually(lambda: shares(a, b, c), lambda s: s == [20, 22, 22], what="thirds")
+        # b and c stopped and freed their shards: a takes them all at its next beat.
+        await eventually(lambda: shares(a), lambda s: s == [SHARDS], what="all back")
+
+
+def slow_workflow(tag: str, ran: list[tuple[str, str, int]]) -> tuple[perdure.Registry, Any]:
+    """A registry whose ``chain`` workflow runs ``steps`` steps, each noting (tag, workflow, n)."""
+    reg = perdure.Registry()
+
+    @perdure.step(registry=reg, name="tick")
+    async def tick(wid: str, n: int) -> int:
+        ran.append((tag, wid, n))
+        await asyncio.sleep(0.01)
+        return n
+
+    @perdure.workflow(registry=reg, name="chain")
+    async def chain(wid: str, steps: int) -> int:
+        total = 0
+        for n in range(steps):
+            total += await tick(wid, n)
+        return total
+
+    return reg, chain
+
+
+async def test_an_executor_that_joins_takes_over_running_instances_of_its_shards(db_url: str) -> None:
+    ran: list[tuple[str, str, int]] = []
+    reg_a, chain = slow_workflow("a", ran)
+    reg_b, _ = slow_workflow("b", ran)
+    workflows, steps = 16, 30
+    async with engine(db_url, reg_a) as a:
+        handles = [await a.start(chain, f"w{i}", steps, id=f"w{i}") for i in range(workflows)]
+        await eventually(lambda: steps_ran(ran), lambda n: n >= workflows, what="a running")
+        async with engine(db_url, reg_b) as b:
+            # a gives up half its shards; its instances in them unload at their next step, and
+            # b, which leases those shards now, claims and finishes them.
+            results = [await h.result(timeout=60) for h in handles]
+            assert await shares(a, b) == [32, 32]
+    assert results == [sum(range(steps))] * workflows
+    by_step: dict[tuple[str, int], list[str]] = {}
+    for tag, wid, n in ran:
+        by_step.setdefault((wid, n), []).append(tag)
+    assert len(by_step) == workflows * steps
+    twice = {k: v for k, v in by_step.items() if len(v) > 1}
+    assert not twice, f"steps ran more than once: {twice}"
+    moved = {wid for tag, wid, _ in ran if tag == "b"}
+    assert moved, "b ran none of a's instances"
+    assert all(any(t == "a" and w == wid for t, w, _ in ran) for wid in moved), "b took over running ones"
