@@ -394,11 +394,12 @@ TWICE: dict[str, list[Op]] = {
     ],
     "claim": [Claim(executor="ex-2", claim_id="c-9", now=NOW, lease_now=NOW, limit=10)],
     "beat": [Beat(executor="ex-3", host="h", pid=3, expires_at=LIVE)],
+    "expire": [ExpireExecutor(executor="ex-1")],
+    # After the expiries, as in an executor's heartbeat (their shards are free for it then).
     "lease-shards": [
         Beat(executor="ex-3", host="h", pid=3, expires_at=FAR),
         LeaseShards(executor="ex-3", now=NOW, expires_at=FAR),
     ],
-    "expire": [ExpireExecutor(executor="ex-1")],
     "cancel-pending": [RequestCancel(instance_id="due", now=NOW + 1)],
     "cancel-running": [RequestCancel(instance_id="run", now=NOW + 1)],
     "resume": [Resume(instance_id="parked", now=NOW + 1)],
@@ -535,16 +536,13 @@ async def test_executors_share_the_shards_out_evenly_as_they_come_and_go(store: 
     every = tuple(range(SHARDS))
     assert await lease(store, "ex-1") == every, "the only executor leases every shard"
     assert await lease(store, "ex-1") == every, "and keeps them"
-    # A second executor: its share is half, but all are held by a live one until it gives some up.
-    assert await lease(store, "ex-2") == ()
-    assert await lease(store, "ex-1") == every[:32], "the excess goes, highest first"
+    # A second executor takes its half at once: the excess of the first, highest first.
     assert await lease(store, "ex-2") == every[32:]
-    # A third: ceil(64 / 3) = 22 each, the newcomer gets what the others give up.
-    assert await lease(store, "ex-3") == ()
+    assert await lease(store, "ex-1") == every[:32], "the first finds it at its next beat"
+    # A third: ceil(64 / 3) = 22 each; the newcomer takes each one's excess.
+    assert await lease(store, "ex-3") == every[22:32] + every[54:]
     assert await lease(store, "ex-1") == every[:22]
     assert await lease(store, "ex-2") == every[32:54]
-    third = await lease(store, "ex-3")
-    assert third == every[22:32] + every[54:]
     counts = {e.id: e.shards for e in await store.list_executors()}
     assert counts == {"ex-1": 22, "ex-2": 22, "ex-3": 20}
     # One stops: its shards are free at once, and the others take them up to their new share.
@@ -554,6 +552,15 @@ async def test_executors_share_the_shards_out_evenly_as_they_come_and_go(store: 
     second = await lease(store, "ex-2")
     assert (len(first), len(second)) == (32, 32)
     assert sorted(first + second) == list(every)
+
+
+async def test_an_executor_above_its_share_gives_the_excess_up(store: Store) -> None:
+    await lease(store, "ex-1")
+    # Two more executors alive that lease nothing yet: ex-1's share is ceil(64 / 3) = 22.
+    for other in ("ex-2", "ex-3"):
+        await commit1(store, Beat(executor=other, host="h", pid=2, expires_at=LIVE))
+    assert await lease(store, "ex-1") == tuple(range(22)), "the excess goes, highest first"
+    assert {e.id: e.shards for e in await store.list_executors()}["ex-1"] == 22
 
 
 async def test_a_dead_executors_shards_go_to_the_living(store: Store) -> None:

@@ -242,8 +242,10 @@ class LeaseShards(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     """Renew ``executor``'s shard leases until ``expires_at`` and even out its share: with L
     executors whose lease holds at ``now``, each should hold ceil(SHARDS / L). One holding
     more gives the excess up (highest first); one holding fewer takes shards that are free,
-    expired, or held by an executor whose lease does not hold. Outcome: the shards it holds
-    now, in order. Goes after its ``Beat`` in a batch, so that it counts itself."""
+    expired, or held by an executor whose lease does not hold, then the excess of those
+    holding more (so one that joins gets its share at once; they learn at their next beat).
+    Outcome: the shards it holds now, as a sorted tuple. Goes after its ``Beat`` in a
+    batch, so that it counts itself."""
 
     executor: str
     now: float

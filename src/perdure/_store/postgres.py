@@ -102,7 +102,7 @@ from perdure._store.rows import (
     parse_key_cursor,
     replay,
     schedule_row,
-    shard_excess,
+    shard_share,
     usable_packs,
 )
 from perdure._store.sql import queries
@@ -369,9 +369,10 @@ async def _expire(tx: _Tx, op: ExpireExecutor) -> None:
 async def _lease_shards(tx: _Tx, op: LeaseShards) -> tuple[int, ...]:
     p = {"executor": op.executor, "now": op.now, "expires_at": op.expires_at}
     [(live, held)] = await tx.rows(Q["shards_share"], p)
-    excess = shard_excess(live, held)
-    if excess:
-        await tx.run(Q["shards_release" if excess > 0 else "shards_take"], {**p, "count": abs(excess)})
+    share = shard_share(live)
+    if held != share:
+        query = "shards_release" if held > share else "shards_take"
+        await tx.run(Q[query], {**p, "count": abs(held - share), "share": share})
     return tuple(sorted(shard for (shard,) in await tx.rows(Q["shards_renew"], p)))
 
 

@@ -186,10 +186,9 @@ def schedule_row(values: Sequence[Any]) -> ScheduleRow:
     )  # fmt: skip
 
 
-def shard_excess(live: int, held: int) -> int:
-    """How many shards an executor holding ``held`` of them gives up (> 0) or takes (< 0) for
-    an even share among ``live`` executors (itself included)."""
-    return held - -(-SHARDS // max(1, live))
+def shard_share(live: int) -> int:
+    """How many shards each of ``live`` executors leases: an even share, rounded up."""
+    return -(-SHARDS // max(1, live))
 
 
 def insert_params(r: InstanceRow) -> tuple[Any, ...]:

@@ -82,7 +82,7 @@ from perdure._store.rows import (
     parse_key_cursor,
     replay,
     schedule_row,
-    shard_excess,
+    shard_share,
     usable_packs,
 )
 from perdure._store.sql import queries
@@ -210,9 +210,10 @@ def _expire(conn: sqlite3.Connection, op: ExpireExecutor) -> None:
 def _lease_shards(conn: sqlite3.Connection, op: LeaseShards) -> tuple[int, ...]:
     p = {"executor": op.executor, "now": op.now, "expires_at": op.expires_at}
     live, held = conn.execute(Q["shards_share"], p).fetchone()
-    excess = shard_excess(live, held)
-    if excess:
-        conn.execute(Q["shards_release" if excess > 0 else "shards_take"], {**p, "count": abs(excess)})
+    share = shard_share(live)
+    if held != share:
+        query = "shards_release" if held > share else "shards_take"
+        conn.execute(Q[query], {**p, "count": abs(held - share), "share": share})
     return tuple(sorted(shard for (shard,) in conn.execute(Q["shards_renew"], p)))
 
 

@@ -156,15 +156,30 @@ WHERE shard IN (
 );
 
 -- name: shards_take
--- SKIP LOCKED: executors beating at once take different shards.
+-- Take up to :count shards: first those that are free, expired, or held by an executor whose
+-- lease lapsed; then, for an executor that joined, the excess of those holding more than
+-- :share, each one's highest first (they learn at their next beat, and unload what they
+-- run in them). Two executors taking one shard at once: the later write wins, and the
+-- other finds it gone at its next beat. Claims check the owner, so one never claims there.
 UPDATE shards SET owner = %(executor)s, expires_at = %(expires_at)s
 WHERE shard IN (
-    SELECT s.shard FROM shards AS s
-    WHERE s.owner IS NULL OR s.expires_at < %(now)s OR NOT EXISTS (
-        SELECT 1 FROM executors AS e WHERE e.id = s.owner AND e.expires_at >= %(now)s)
-    ORDER BY s.shard
+    SELECT shard FROM (
+        SELECT s.shard, 0 AS turn FROM shards AS s
+        WHERE s.owner IS NULL OR s.expires_at < %(now)s OR NOT EXISTS (
+            SELECT 1 FROM executors AS e WHERE e.id = s.owner AND e.expires_at >= %(now)s)
+        UNION ALL
+        SELECT shard, k AS turn FROM (
+            SELECT s.shard,
+                   row_number() OVER (PARTITION BY s.owner ORDER BY s.shard DESC) AS k,
+                   count(*) OVER (PARTITION BY s.owner) AS n
+            FROM shards AS s
+            WHERE s.owner <> %(executor)s AND s.expires_at >= %(now)s AND EXISTS (
+                SELECT 1 FROM executors AS e WHERE e.id = s.owner AND e.expires_at >= %(now)s)
+        ) AS held
+        WHERE k <= n - %(share)s
+    ) AS candidates
+    ORDER BY turn, shard
     LIMIT %(count)s
-    FOR UPDATE SKIP LOCKED
 );
 
 -- name: shards_renew

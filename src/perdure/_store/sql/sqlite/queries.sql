@@ -93,13 +93,29 @@ UPDATE shards SET owner = NULL, expires_at = 0
 WHERE shard IN (SELECT shard FROM shards WHERE owner = :executor ORDER BY shard DESC LIMIT :count);
 
 -- name: shards_take
--- Take up to :count shards that are free, expired, or held by an executor whose lease lapsed.
+-- Take up to :count shards: first those that are free, expired, or held by an executor whose
+-- lease lapsed; then, for an executor that joined, the excess of those holding more than
+-- :share, each one's highest first (they learn at their next beat, and unload what they
+-- run in them). Two executors taking one shard at once: the later write wins, and the
+-- other finds it gone at its next beat. Claims check the owner, so one never claims there.
 UPDATE shards SET owner = :executor, expires_at = :expires_at
 WHERE shard IN (
-    SELECT s.shard FROM shards AS s
-    WHERE s.owner IS NULL OR s.expires_at < :now OR NOT EXISTS (
-        SELECT 1 FROM executors AS e WHERE e.id = s.owner AND e.expires_at >= :now)
-    ORDER BY s.shard
+    SELECT shard FROM (
+        SELECT s.shard, 0 AS turn FROM shards AS s
+        WHERE s.owner IS NULL OR s.expires_at < :now OR NOT EXISTS (
+            SELECT 1 FROM executors AS e WHERE e.id = s.owner AND e.expires_at >= :now)
+        UNION ALL
+        SELECT shard, k AS turn FROM (
+            SELECT s.shard,
+                   row_number() OVER (PARTITION BY s.owner ORDER BY s.shard DESC) AS k,
+                   count(*) OVER (PARTITION BY s.owner) AS n
+            FROM shards AS s
+            WHERE s.owner <> :executor AND s.expires_at >= :now AND EXISTS (
+                SELECT 1 FROM executors AS e WHERE e.id = s.owner AND e.expires_at >= :now)
+        ) AS held
+        WHERE k <= n - :share
+    ) AS candidates
+    ORDER BY turn, shard
     LIMIT :count
 );
 
