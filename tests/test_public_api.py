@@ -22,6 +22,7 @@ EXPORTED = [
     "Conflict",
     "Engine",
     "ErrorDetails",
+    "ExecutorInfo",
     "HistoryEntry",
     "IncompatibleDatabase",
     "InvalidArgument",

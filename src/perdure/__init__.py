@@ -38,6 +38,7 @@ from perdure._api.decorators import Step, Workflow, step, workflow
 from perdure._api.engine import Engine, migrate
 from perdure._api.handles import (
     ErrorDetails,
+    ExecutorInfo,
     HistoryEntry,
     RunInfo,
     ScheduleInfo,
@@ -100,6 +101,7 @@ __all__ = [
     "Conflict",
     "Engine",
     "ErrorDetails",
+    "ExecutorInfo",
     "HistoryEntry",
     "IncompatibleDatabase",
     "InvalidArgument",

@@ -5,6 +5,7 @@ others were running in the shards they gave up move to it without a step running
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import perdure
@@ -35,8 +36,16 @@ async def test_executors_share_the_shards_out_evenly_and_take_a_stopped_ones(db_
             await eventually(lambda: shares(a, b), lambda s: s == [32, 32], what="halves")
             async with engine(db_url, reg) as c:
                 await eventually(lambda: shares(a, b, c), lambda s: s == [20, 22, 22], what="thirds")
+                listed = {e.id: e for e in await c.executors()}
+                assert sorted((e.alive, e.shards) for e in listed.values()) == [
+                    (True, 20), (True, 22), (True, 22),
+                ]  # fmt: skip
+                assert all(e.pid == os.getpid() for e in listed.values())
         # b and c stopped and freed their shards: a takes them all at its next beat.
         await eventually(lambda: shares(a), lambda s: s == [SHARDS], what="all back")
+        after = {e.id: (e.alive, e.shards) for e in await a.executors()}
+        assert sorted(after.values()) == [(False, 0), (False, 0), (True, SHARDS)]
+        assert after.keys() == listed.keys()
 
 
 def slow_workflow(tag: str, ran: list[tuple[str, str, int]]) -> tuple[perdure.Registry, Any]:

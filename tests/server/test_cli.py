@@ -6,6 +6,8 @@ import json
 import subprocess
 from typing import Any
 
+from api.waiting import eventually_sync
+
 from .conftest import Server, run_cli
 
 
@@ -142,6 +144,22 @@ def test_actor_send_puts_messages_in_the_mailbox_for_a_call_to_take(server: Serv
     assert as_json(server, "actor", "get", "Counter", "m")["messages"] == 0
     assert "no actor named 'Nope'" in cli(server, "actor", "send", "Nope", "k", "t", "1", code=2).stderr
     assert "topic must not be empty" in cli(server, "actor", "send", "Counter", "m", "", "1", code=2).stderr
+
+
+def test_executors_lists_the_executors_sharing_the_database_and_their_shards(start_server: Any) -> None:
+    first = start_server()
+    (only,) = as_json(first, "executors")
+    assert (only["alive"], only["shards"]) == (True, 64), only
+    second = start_server()  # another process on the same database: it takes half the shards
+    shares = eventually_sync(
+        lambda: sorted((e["alive"], e["shards"]) for e in as_json(first, "executors")),
+        lambda found: found == [(True, 32), (True, 32)],
+        what="two executors with 32 shards each",
+    )
+    assert shares == [(True, 32), (True, 32)]
+    lines = cli(second, "executors").stdout.splitlines()
+    assert lines[0].split() == ["ID", "HOST", "PID", "ALIVE", "SHARDS", "LEASE_EXPIRES_AT"]
+    assert len(lines) == 3
 
 
 def test_the_cli_sends_the_token(start_server: Any) -> None:

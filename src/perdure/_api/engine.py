@@ -8,6 +8,7 @@ call to this one on a loop thread. Several engines may live in one process.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import math
 import os
 import uuid
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from perdure._api.actors import ActorMethods
 from perdure._api.decorators import Workflow
 from perdure._api.handles import (
+    ExecutorInfo,
     HistoryEntry,
     RunInfo,
     WorkflowHandle,
@@ -657,6 +659,12 @@ class Engine(ScheduleMethods, ActorMethods):
             self._settle(workflow_id, row=final)
         elif workflow_id in self._waiters:
             self._poke.set()  # ended here in another way (parked, cancelled): read it
+
+    async def executors(self) -> builtins.list[ExecutorInfo]:
+        """The executors sharing this database, by id: their leases, and their shards."""
+        self._ready()
+        now = SystemClock().now()  # leases are on real time, even when durable time is virtual
+        return [ExecutorInfo.of(r, now) for r in await self._store.list_executors()]
 
     @property
     def executor_stats(self) -> dict[str, int]:

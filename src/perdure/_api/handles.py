@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from perdure._codec import serializer
-from perdure._model.records import InstanceRow, JournalEntry, RunRow, ScheduleRow, Status
+from perdure._model.records import ExecutorRow, InstanceRow, JournalEntry, RunRow, ScheduleRow, Status
 
 if TYPE_CHECKING:
     from perdure._api.engine import Engine
@@ -199,3 +199,25 @@ class WorkflowHandle(Generic[R]):
 
     def __repr__(self) -> str:
         return f"<WorkflowHandle {self.id!r}>"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutorInfo:
+    """An executor that shares the database: a process running workflows and actors."""
+
+    id: str
+    host: str
+    pid: int
+    lease_expires_at: datetime
+    """When its lease runs out unless it beats again (every third of ``lease_ttl``)."""
+    alive: bool
+    """Its lease holds now (a stopped or dead one is kept, expired, until it is replaced)."""
+    shards: int
+    """How many of the shards it leases: it claims the ready instances in those."""
+
+    @classmethod
+    def of(cls, r: ExecutorRow, now: float) -> ExecutorInfo:
+        return cls(
+            id=r.id, host=r.host, pid=r.pid, lease_expires_at=datetime.fromtimestamp(r.expires_at, UTC),
+            alive=r.expires_at >= now, shards=r.shards,
+        )  # fmt: skip

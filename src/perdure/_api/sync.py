@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar,
 from perdure._api.actors import ActorInfo, ActorPage, ActorRef, ActorStatus, BoundMethod, OplogPage
 from perdure._api.decorators import Workflow
 from perdure._api.handles import (
+    ExecutorInfo,
     HistoryEntry,
     RunInfo,
     ScheduleInfo,
@@ -254,6 +255,9 @@ class SyncEngine:
 
     def result(self, workflow_id: str, *, timeout: float | None = None) -> Any:
         return self._portal.call(self.engine.result, workflow_id, timeout=timeout)
+
+    def executors(self) -> builtins.list[ExecutorInfo]:
+        return self._portal.call(self.engine.executors)
 
     @property
     def executor_stats(self) -> dict[str, int]:

@@ -7,6 +7,7 @@ import click
 import perdure
 from perdure._cli.actors import actor
 from perdure._cli.bench import bench
+from perdure._cli.executors import executors
 from perdure._cli.migrate import migrate
 from perdure._cli.schedules import schedule
 from perdure._cli.serve import server, worker
@@ -26,6 +27,7 @@ cli.add_command(workflow)
 cli.add_command(actor)
 cli.add_command(schedule)
 cli.add_command(migrate)
+cli.add_command(executors)
 
 
 def main() -> None:

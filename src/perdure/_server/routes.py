@@ -20,6 +20,7 @@ from perdure import (
     ActorPage,
     Engine,
     ErrorDetails,
+    ExecutorInfo,
     HistoryEntry,
     InvalidArgument,
     OplogPage,
@@ -379,6 +380,12 @@ async def delete_schedule(engine: Engine, schedule_id: str) -> None:
     await engine.delete_schedule(schedule_id)
 
 
+@get("/executors", tags=["server"], responses=responses())
+async def list_executors(engine: Engine) -> list[ExecutorInfo]:
+    """The executors sharing the database: their leases, and how many shards each leases."""
+    return await engine.executors()
+
+
 @get("/health", tags=["server"], opt={"public": True}, responses=responses())
 async def health(engine: Engine) -> Health:
     """Liveness: answers without a token."""
@@ -391,5 +398,5 @@ ROUTES: list[Any] = [
     send_actor_message, invoke_actor, invoke_named("state"), invoke_named("oplog"), actor_call, list_actors, get_actor,
     actor_state, actor_oplog, delete_actor,
     create_schedule, list_schedules, get_schedule, pause_schedule, resume_schedule, trigger_schedule,
-    delete_schedule, health,
+    delete_schedule, list_executors, health,
 ]  # fmt: skip
