@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 import perdure
-from perdure._model.records import SHARDS
+from perdure._model.records import SHARDS, InstanceRow, Status, shard_of
 
 from .waiting import eventually
 
@@ -91,3 +91,38 @@ async def test_an_executor_that_joins_takes_over_running_instances_of_its_shards
     moved = {wid for tag, wid, _ in ran if tag == "b"}
     assert moved, "b ran none of a's instances"
     assert all(any(t == "a" and w == wid for t, w, _ in ran) for wid in moved), "b took over running ones"
+
+
+async def test_work_its_shards_executor_has_no_room_for_is_run_by_another(db_url: str) -> None:
+    reg = perdure.Registry()
+    release = asyncio.Event()
+
+    @perdure.step(registry=reg)
+    async def hold() -> str:
+        await release.wait()
+        return "held"
+
+    @perdure.workflow(registry=reg)
+    async def blocker() -> str:
+        return await hold()
+
+    @perdure.workflow(registry=reg)
+    async def quick(n: int) -> int:
+        return n
+
+    full = perdure.Engine(db_url, registry=reg, lease_ttl=0.6, poll_interval=0.05, max_active=1)
+    async with full as a:
+        held = await a.start(blocker, id="blocker")  # a's only slot, until released
+        async with engine(db_url, reg) as b, perdure.Engine(db_url, registry=reg, executor=False) as client:
+            await eventually(lambda: shares(a, b), lambda s: s == [32, 32], what="halves")
+            # b took the highest half (LeaseShards: each one's highest first); a keeps 0-31.
+            ids = [f"q{n}" for n in range(16)]
+            in_a = [i for i in ids if shard_of(InstanceRow(id=i, name="quick", status=Status.PENDING, input=b"",
+                                                           created_at=0, updated_at=0)) < 32]  # fmt: skip
+            assert in_a, "no instance in a's shards: pick other ids"
+            handles = [await client.start(quick, n, id=i) for n, i in enumerate(ids)]
+            # Those in a's shards wait for a, which has no room: b runs them once they are overdue.
+            assert [await h.result(timeout=30) for h in handles] == list(range(16))
+            assert (await held.status()) is Status.RUNNING
+        release.set()
+        assert await held.result(timeout=10) == "held"

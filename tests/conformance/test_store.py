@@ -554,6 +554,19 @@ async def test_executors_share_the_shards_out_evenly_as_they_come_and_go(store: 
     assert sorted(first + second) == list(every)
 
 
+async def test_overdue_work_is_claimed_in_any_shard(store: Store) -> None:
+    await lease(store, "ex-1")
+    theirs = set(await lease(store, "ex-2"))
+    ids = [i for i in (f"w{n}" for n in range(200)) if shard_of(row(i)) in theirs][:2]
+    await create(store, row(ids[0], wake_at=NOW - 10), row(ids[1], wake_at=NOW - 1))
+    # ex-2's shards; ex-1 with room takes what is due since before ``overdue`` (ex-2 is full
+    # or slow), and leaves the rest to ex-2.
+    claim = Claim(executor="ex-1", claim_id="c-1", now=NOW, lease_now=NOW, limit=10, overdue=NOW - 5)
+    taken = await commit1(store, claim)
+    assert isinstance(taken, list)
+    assert [r.id for r in taken] == [ids[0]]
+
+
 async def test_an_executor_above_its_share_gives_the_excess_up(store: Store) -> None:
     await lease(store, "ex-1")
     # Two more executors alive that lease nothing yet: ex-1's share is ceil(64 / 3) = 22.

@@ -199,7 +199,7 @@ class Claim(msgspec.Struct, frozen=True, tag=True, kw_only=True):
 
     Ready: pending or waiting with ``wake_at <= now``, or running under an
     executor whose lease has expired (recovery: ``recoveries`` is incremented);
-    and in a shard ``executor`` leases at ``lease_now`` (see ``LeaseShards``).
+    and in a shard ``executor`` leases at ``lease_now`` (see ``LeaseShards``), or overdue.
     A retried claim with the same ``claim_id`` returns what the first one took.
     """
 
@@ -210,6 +210,9 @@ class Claim(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     lease_now: float
     """Real time: executors whose lease expired before it are dead."""
     limit: int
+    overdue: float | None = None
+    """Durable time: pending or waiting instances due at or before it are claimed in any
+    shard (their shard's executor is full or slow); None: only in the shards leased."""
 
 
 class Beat(msgspec.Struct, frozen=True, tag=True, kw_only=True):

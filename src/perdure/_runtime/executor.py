@@ -69,6 +69,9 @@ class Executor:
         self.host = host_name()
         self.lease_ttl = lease_ttl
         self.poll_interval = poll_interval
+        self.steal_after = max(1.0, 4 * poll_interval)
+        """Work due this long ago that its shard's executor has not claimed (it is full or slow)
+        is claimed by any executor with room."""
         self.max_active = max_active
         self.max_recoveries = max_recoveries
         self.on_end = on_end
@@ -284,12 +287,14 @@ class Executor:
         if room <= 0:
             self._starved = True
             return
+        now = self.rt.clock.now()
         claim = Claim(
             executor=self.id,
             claim_id=uuid.uuid4().hex,
-            now=self.rt.clock.now(),
+            now=now,
             lease_now=self.real.now(),
             limit=min(room, CLAIM_BATCH),
+            overdue=now - self.steal_after,
         )
         epoch = self.lease_epoch()  # before the claim: a lapse while it commits counts against it
         rows = (await self.rt.writer.submit((claim,)))[0]

@@ -285,7 +285,7 @@ class _Tx:
 
 def _claim_params(op: Claim) -> dict[str, Any]:
     return {"executor": op.executor, "claim_id": op.claim_id, "now": op.now, "lease_now": op.lease_now,
-            "limit": op.limit}  # fmt: skip
+            "limit": op.limit, "overdue": op.overdue}  # fmt: skip
 
 
 def _claimed(found: list[tuple[Any, ...]]) -> list[InstanceRow]:

@@ -154,6 +154,7 @@ def _claim(conn: sqlite3.Connection, op: Claim) -> list[InstanceRow]:
         "now": op.now,
         "lease_now": op.lease_now,
         "limit": op.limit,
+        "overdue": op.overdue,
     }
     rows = conn.execute(Q["claim_ready"], params).fetchall()
     return [instance_row(r) for r in rows]

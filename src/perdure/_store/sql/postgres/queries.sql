@@ -95,7 +95,8 @@ DELETE FROM retries WHERE instance_id = %s;
 -- Ready: pending/waiting and due, or running under an executor whose lease expired or that
 -- has no lease at all. SKIP LOCKED: executors claiming at once take disjoint rows, and a row
 -- its owner is committing to right now (locked by instance_fences) waits for the next claim.
--- Only in the shards this executor leases (a lease that lapsed claims nothing).
+-- Only in the shards this executor leases (a lease that lapsed claims nothing), but for work
+-- overdue (due at or before overdue, NULL: none): its shard's executor is full or slow.
 WITH again AS (
     SELECT id, name, status, input, output, error, created_at, updated_at, wake_at, owner, token, recoveries, park_reason, cancel_requested, waiting_topic, run, run_input, parent_id, parent_close, deadline, actor_id, seq
     FROM instances WHERE owner = %(executor)s AND claim_id = %(claim_id)s
@@ -104,7 +105,7 @@ WITH again AS (
 ), due AS (
     SELECT id, wake_at FROM instances
     WHERE status IN ('pending', 'waiting') AND wake_at <= %(now)s AND NOT EXISTS (SELECT 1 FROM again)
-      AND shard IN (SELECT shard FROM mine)
+      AND (shard IN (SELECT shard FROM mine) OR wake_at <= %(overdue)s)
     ORDER BY wake_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED

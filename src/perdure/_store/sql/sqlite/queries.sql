@@ -49,7 +49,8 @@ FROM instances WHERE owner = ? AND claim_id = ?;
 -- name: claim_ready
 -- Ready: pending/waiting and due, or running under an executor whose lease expired or that
 -- has no lease at all (an orphan must not stay stuck). Scans running rows: fine to ~100k.
--- Only in the shards this executor leases (a lease that lapsed claims nothing).
+-- Only in the shards this executor leases (a lease that lapsed claims nothing), but for work
+-- overdue (due at or before :overdue, NULL: none): its shard's executor is full or slow.
 UPDATE instances
 SET recoveries = recoveries + (status = 'running'),
     status = 'running', owner = :executor, claim_id = :claim_id, token = token + 1,
@@ -59,7 +60,8 @@ WHERE id IN (
     WHERE ((i.status IN ('pending', 'waiting') AND i.wake_at <= :now)
            OR (i.status = 'running' AND NOT EXISTS (
                    SELECT 1 FROM executors AS e WHERE e.id = i.owner AND e.expires_at >= :lease_now)))
-      AND i.shard IN (SELECT shard FROM shards WHERE owner = :executor AND expires_at >= :lease_now)
+      AND (i.shard IN (SELECT shard FROM shards WHERE owner = :executor AND expires_at >= :lease_now)
+           OR (i.status IN ('pending', 'waiting') AND i.wake_at <= :overdue))
     ORDER BY i.wake_at
     LIMIT :limit
 )
