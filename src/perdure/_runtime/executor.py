@@ -107,8 +107,11 @@ class Executor:
             self._lock.hold()
         elif self._liveness is not None:
             await self._liveness.hold_executor(self.id)
-        # The first beat also expires the executors found gone: one commit, not two.
-        await self._beat(await self._gone())
+        # The first beat also expires the executors found gone, and claims what is ready then
+        # (a dead executor's instances among it): one commit, not three.
+        epoch = self.lease_epoch()
+        claim = self._claim()
+        rows = await self._beat(await self._gone(), claim)
         crashpoints.hit("lease.after_acquire")
         loop = asyncio.get_running_loop()
         self._loops = [
@@ -117,6 +120,8 @@ class Executor:
         ]
         collector.hold()
         self._holds_collector = True
+        if claim is not None:
+            await self._run_claimed(claim, rows, epoch)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming, let running instances reach a wait or an end, release the rest."""
@@ -148,19 +153,26 @@ class Executor:
             self._holds_collector = False
             collector.release()
 
-    async def _beat(self, expire: Sequence[ExpireExecutor] = ()) -> None:
+    async def _beat(
+        self, expire: Sequence[ExpireExecutor] = (), claim: Claim | None = None
+    ) -> list[InstanceRow]:
         """Renew this executor's lease and its share of the shards, and expire those of
-        ``expire`` in the same commit (before the shards are shared out, so theirs are free)."""
+        ``expire`` in the same commit (before the shards are shared out, so theirs are free);
+        then ``claim``, if any, in it too: the rows it claimed."""
         self.lease_epoch()  # a lapse seen here, before renewing, still counts
         now = self.real.now()
         beat = Beat(executor=self.id, host=self.host, pid=os.getpid(), expires_at=now + self.lease_ttl)
         lease = LeaseShards(executor=self.id, now=now, expires_at=beat.expires_at)
-        held = (await self.rt.writer.submit((beat, *expire, lease)))[-1]
+        outcomes = await self.rt.writer.submit((beat, *expire, lease, *(() if claim is None else (claim,))))
+        held = outcomes[len(expire) + 1]
         assert isinstance(held, tuple)
         self._lease_until = beat.expires_at - self.lease_ttl / 5
         self._reshard(frozenset(held))
         if expire:
             self._nudge.set()  # their instances are claimable now
+        rows = outcomes[-1] if claim is not None else []
+        assert isinstance(rows, list)
+        return rows
 
     def _reshard(self, held: frozenset[int]) -> None:
         """Take in the shards this executor holds now. Its instances in shards it gave up (to
@@ -282,13 +294,14 @@ class Executor:
         if fired:
             self._nudge.set()
 
-    async def _claim_and_run(self) -> None:
+    def _claim(self) -> Claim | None:
+        """A claim of as much ready work as there is room for; None when full."""
         room = self.max_active - len(self.active) - len(self._reserved)
         if room <= 0:
             self._starved = True
-            return
+            return None
         now = self.rt.clock.now()
-        claim = Claim(
+        return Claim(
             executor=self.id,
             claim_id=uuid.uuid4().hex,
             now=now,
@@ -296,9 +309,18 @@ class Executor:
             limit=min(room, CLAIM_BATCH),
             overdue=now - self.steal_after,
         )
+
+    async def _claim_and_run(self) -> None:
+        claim = self._claim()
+        if claim is None:
+            return
         epoch = self.lease_epoch()  # before the claim: a lapse while it commits counts against it
         rows = (await self.rt.writer.submit((claim,)))[0]
         assert isinstance(rows, list)
+        await self._run_claimed(claim, rows, epoch)
+
+    async def _run_claimed(self, claim: Claim, rows: list[InstanceRow], epoch: int) -> None:
+        """Drive the rows ``claim`` took (``epoch``: ``lease_epoch()`` before its commit)."""
         if not rows:
             return
         crashpoints.hit("dispatch.after_claim")
