@@ -1,4 +1,4 @@
-"""SQLite only: the WAL is checkpointed by a reader thread every few commits.
+"""SQLite only: the WAL is checkpointed by a reader thread every few commits (and frames).
 
 SQLite's own checkpoint runs inside the commit that takes the WAL past 1,000 pages; the
 store checkpoints in the background long before, so that commit has little left to copy.
@@ -15,8 +15,9 @@ from pathlib import Path
 import msgspec
 
 from api.waiting import eventually
-from conformance.test_store import commit1, direct
-from perdure._store.sqlite import CHECKPOINT_COMMITS, SQLiteStore
+from conformance.test_store import commit1, direct, entry, running
+from perdure._model.records import Append, AppendOutcome
+from perdure._store.sqlite import CHECKPOINT_COMMITS, CHECKPOINT_FRAMES, SQLiteStore
 
 MX_FRAME = 16
 """Offset of ``mxFrame`` (frames in the WAL) in the WAL-index header."""
@@ -57,3 +58,24 @@ async def test_no_checkpoint_is_started_before_enough_commits(sqlite_store: SQLi
     await calls(sqlite_store, CHECKPOINT_COMMITS - 1)
     assert not sqlite_store._checkpointing
     assert wal_frames(sqlite_store)[1] == 0
+
+
+async def test_small_commits_are_checkpointed_by_the_frames_they_wrote(sqlite_store: SQLiteStore) -> None:
+    # One step recorded per commit, as a lone workflow does: a page or two each, so
+    # CHECKPOINT_COMMITS of them are not yet worth a checkpoint, CHECKPOINT_FRAMES pages are.
+    await running(sqlite_store, "wf-1")
+    start = wal_frames(sqlite_store)[0]
+    position = 0
+    while wal_frames(sqlite_store)[0] - start < CHECKPOINT_FRAMES:
+        if position == CHECKPOINT_COMMITS:
+            assert not sqlite_store._checkpointing
+            assert wal_frames(sqlite_store)[1] == 0
+        op = Append(instance_id="wf-1", token=1, entries=(entry(position),))
+        assert await commit1(sqlite_store, op) == AppendOutcome(ok=True)
+        position += 1
+    assert position > CHECKPOINT_COMMITS, "each commit wrote fewer frames than an actor call"
+
+    async def frames() -> tuple[int, int]:
+        return wal_frames(sqlite_store)
+
+    await eventually(frames, lambda f: f[1] > 0, what="a checkpoint of the WAL")

@@ -279,7 +279,7 @@ class Activation:
 
     async def _submit(self, ops: tuple[Append, ...]) -> None:
         try:
-            outcomes = await self.rt.writer.submit(ops)
+            outcomes = await self.rt.writer.write(ops, self)
         except StoreError as exc:
             self._store_failed(exc)
         for outcome in outcomes:

@@ -91,6 +91,7 @@ from perdure._store.rows import (
     actor_row,
     chunk_ends,
     direct_params,
+    entries_only,
     fence,
     insert_params,
     instance_row,
@@ -479,8 +480,7 @@ def _alone(op: Op) -> Alone | None:
 
 def _entry_alone(op: Append) -> Alone | None:
     """A step's record: one journal entry and nothing else (``append_entry``)."""
-    # Nothing but the entry (compared whole, so that a field added to Append is not missed).
-    if len(op.entries) != 1 or op != Append(instance_id=op.instance_id, token=op.token, entries=op.entries):
+    if len(op.entries) != 1 or not entries_only(op):
         return None
     e = op.entries[0]
     params = (op.instance_id, e.position, e.kind, e.name, int(e.ok), e.result, e.input, e.attempts,

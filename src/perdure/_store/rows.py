@@ -22,6 +22,7 @@ from perdure._model.records import (
     AppendOutcome,
     DirectCall,
     InstanceRow,
+    InstanceUpdate,
     Message,
     OplogRow,
     Replay,
@@ -247,6 +248,12 @@ def parse_cursor(cursor: str | None, *, first: int = 2**62) -> int:
     return int(cursor[1:])
 
 
+def entries_only(op: Append) -> bool:
+    """Whether ``op`` holds journal entries and nothing else: a step's record, the hot path.
+    Compared whole, so that a field added to ``Append`` is not missed."""
+    return op == Append(instance_id=op.instance_id, token=op.token, entries=op.entries)
+
+
 class AppendRows:
     """The rows of a run of appends, gathered per statement so each runs once."""
 
@@ -270,6 +277,8 @@ class AppendRows:
         self.closing: list[dict[str, Any]] = []
         self.saves: list[dict[str, Any]] = []
         self.turns: list[dict[str, Any]] = []
+        self.entries_only = True
+        """Only journal entries so far: a step recorded, the hot path (see ``statements``)."""
 
     def add(self, op: Append) -> None:
         iid = op.instance_id
@@ -288,6 +297,9 @@ class AppendRows:
             )
             for e in op.entries
         )
+        if entries_only(op):
+            return
+        self.entries_only = False
         self.retries.extend((iid, r.position, r.attempts, r.last_error, r.next_at) for r in op.retries)
         self.messages.extend(message_params(m) for m in op.sends)
         if op.mailbox is None:
@@ -301,28 +313,30 @@ class AppendRows:
                 self.children.append(insert_params(child))
             else:
                 self.invocations.append(child)
-        u = op.update
-        if u is not None:
-            if u.clear_retries:
-                self.clears.append((iid,))
-            if u.status is Status.WAITING:
-                self.waiting.append({"id": iid, "now": u.updated_at})
-                if u.actor_id is not None and u.waiting_topic is not None:
-                    self.mail_waits.add(u.actor_id)
-            if u.status in TERMINAL:
-                self.closing.append({"id": iid, "now": u.updated_at})
-            if u.actor_id is not None and u.status in TERMINAL:
-                turn = {"id": iid, "actor": u.actor_id, "now": u.updated_at}
-                if u.actor_state is not None:
-                    self.saves.append({**turn, "state": u.actor_state, "version": u.state_version,
-                                       "size": len(u.actor_state)})  # fmt: skip
-                self.turns.append(turn)
-            if u.new_run_input is not None:
-                self.new_runs.append({"id": iid, "now": u.updated_at, "input": u.new_run_input})
-            self.updates.append(
-                (u.status.value, u.updated_at, u.output, u.error, u.wake_at, u.owner, u.park_reason,
-                 u.waiting_topic, iid, op.token)
-            )  # fmt: skip
+        if op.update is not None:
+            self._add_update(iid, op.token, op.update)
+
+    def _add_update(self, iid: str, token: int, u: InstanceUpdate) -> None:
+        if u.clear_retries:
+            self.clears.append((iid,))
+        if u.status is Status.WAITING:
+            self.waiting.append({"id": iid, "now": u.updated_at})
+            if u.actor_id is not None and u.waiting_topic is not None:
+                self.mail_waits.add(u.actor_id)
+        if u.status in TERMINAL:
+            self.closing.append({"id": iid, "now": u.updated_at})
+        if u.actor_id is not None and u.status in TERMINAL:
+            turn = {"id": iid, "actor": u.actor_id, "now": u.updated_at}
+            if u.actor_state is not None:
+                self.saves.append({**turn, "state": u.actor_state, "version": u.state_version,
+                                   "size": len(u.actor_state)})  # fmt: skip
+            self.turns.append(turn)
+        if u.new_run_input is not None:
+            self.new_runs.append({"id": iid, "now": u.updated_at, "input": u.new_run_input})
+        self.updates.append(
+            (u.status.value, u.updated_at, u.output, u.error, u.wake_at, u.owner, u.park_reason,
+             u.waiting_topic, iid, token)
+        )  # fmt: skip
 
     def statements(self, *, lock: bool = False) -> list[tuple[str, Rows]]:
         """(query name, rows) in the order they must run; statements with no rows left out.
@@ -333,6 +347,8 @@ class AppendRows:
         the actor's row: its senders (one sequence per topic) and its call that starts waiting
         lock it, in id order, before the messages go in and before the wait's recheck.
         """
+        if self.entries_only:
+            return [("journal_insert", self.entries)] if self.entries else []
         mail_locks = [{"actor": a} for a in sorted({m["actor"] for m in self.mail} | self.mail_waits)]
         order: list[tuple[str, Rows]] = [
             ("instance_insert", self.children),

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import struct
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -98,7 +99,12 @@ the event loop's thread (when the lock is free): the workload is one workflow at
 INLINE_READ = 8
 """Reads of at most this many actor rows run on the event loop's thread (see ``_read_small``)."""
 CHECKPOINT_COMMITS = 16
-"""A WAL checkpoint is started in a reader thread every this many commits (see ``_checkpoint``)."""
+CHECKPOINT_FRAMES = 100
+"""A WAL checkpoint is started in a reader thread once at least CHECKPOINT_COMMITS commits and
+CHECKPOINT_FRAMES WAL frames (pages) were written since the last one began (see ``_checkpoint``)."""
+MX_FRAME = struct.Struct("=I"), 16
+"""How the WAL-index (the ``-shm`` file) holds ``mxFrame``, the number of frames in the WAL, and
+at which offset of its header (SQLite's documented WAL-index format)."""
 
 
 def parse_url(url: str) -> tuple[str, str]:
@@ -333,6 +339,12 @@ class SQLiteStore:
         self._small_streak = 0
         self._since_checkpoint = 0
         """Commits since the last checkpoint was started."""
+        self._wal_index: int | None = None
+        """A file descriptor of the WAL-index, to read how many frames the WAL holds."""
+        self._frames_seen = 0
+        """Frames in the WAL after the last commit."""
+        self._frames_mark = 0
+        """Frames in the WAL when the last checkpoint was started (0 once the WAL started over)."""
         self._checkpointing = False
         self._waits_for_lock = True
         """The write connection's busy_timeout: on (True) or zero (False), see ``_commit``."""
@@ -394,6 +406,8 @@ class SQLiteStore:
             self._wconn = conn
             self._lconn = self._connect()
             self._lconn.execute("PRAGMA busy_timeout = 0")
+            with contextlib.suppress(OSError):  # then every CHECKPOINT_COMMITS commits are enough
+                self._wal_index = os.open(f"{self.path}-shm", os.O_RDONLY)
 
         await self._on(self._writer, setup, "open")
         # Start a reader thread and its connection now, while the executor starts, rather than
@@ -416,6 +430,8 @@ class SQLiteStore:
             with self._wlock:
                 if self._wconn is not None:
                     self._wconn.close()
+                if self._wal_index is not None:
+                    os.close(self._wal_index)
             with self._lock:
                 for conn in self._reader_conns:
                     conn.close()
@@ -490,11 +506,41 @@ class SQLiteStore:
                 conn.execute("ROLLBACK")
             raise
         self._since_checkpoint += 1
-        if self._since_checkpoint >= CHECKPOINT_COMMITS and not self._checkpointing and not self._closed:
+        frames = self._wal_frames()
+        if (
+            self._since_checkpoint >= CHECKPOINT_COMMITS
+            and (frames is None or frames - self._frames_mark >= CHECKPOINT_FRAMES)
+            and not self._checkpointing
+            and not self._closed
+        ):
             self._since_checkpoint = 0
+            self._frames_mark = frames or 0
             self._checkpointing = True
             self._readers.submit(self._checkpoint)
         return outcomes
+
+    def _wal_frames(self) -> int | None:
+        """The frames the WAL holds now, read from the WAL-index (``None`` if it cannot be read);
+        seen fewer than after the last commit, the WAL started over, and ``_frames_mark`` too.
+
+        A checkpoint is worth its cost (a sync of the database file, the WAL started over)
+        by the pages it copies: a lone workflow's commits write a page or two each, an actor
+        call's about eight, so counting commits alone checkpointed the first far too often.
+        """
+        if self._wal_index is None:
+            return None
+        fmt, offset = MX_FRAME
+        try:
+            data = os.pread(self._wal_index, fmt.size, offset)
+        except OSError:
+            return None
+        if len(data) < fmt.size:
+            return None
+        (frames,) = fmt.unpack(data)
+        if frames < self._frames_seen:
+            self._frames_mark = 0  # the WAL started over: its frames are all new
+        self._frames_seen = frames
+        return int(frames)
 
     def _checkpoint(self) -> None:
         """Copy the WAL's pages into the database, in a reader thread, while commits go on.
