@@ -596,15 +596,17 @@ class Engine(ScheduleMethods, ActorMethods):
         self._ready()
         if check:
             check_name("workflow id", workflow_id)
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[InstanceRow] = loop.create_future()
+        fut: asyncio.Future[InstanceRow] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(workflow_id, []).append(fut)
         try:
-            # This executor hands over the final row of what it runs; the rest (run
-            # elsewhere, or not yet) is read by one poller for all waiters at once.
-            self._poke.set()
-            if self._poller is None or self._poller.done():
-                self._poller = loop.create_task(self._poll_waiters(), name="perdure-result-poller")
+            # This executor hands over the final row of what it runs (see ``_ended``: it
+            # wakes the poller if the instance leaves it unfinished); the rest (run
+            # elsewhere, ended already, or not yet) is read by one poller for all waiters.
+            ex = self._executor
+            if ex is None or workflow_id not in ex.active:
+                self._wake_poller()
+            if timeout is None:
+                return await fut
             done, _ = await asyncio.wait([fut], timeout=timeout)
             if done:
                 return fut.result()
@@ -618,6 +620,13 @@ class Engine(ScheduleMethods, ActorMethods):
                 waiters.remove(fut)
                 if not waiters:
                     del self._waiters[workflow_id]
+
+    def _wake_poller(self) -> None:
+        """Have the poller read the instances waited for now (started if it is not running)."""
+        self._poke.set()
+        if self._poller is None or self._poller.done():
+            loop = asyncio.get_running_loop()
+            self._poller = loop.create_task(self._poll_waiters(), name="perdure-result-poller")
 
     async def _poll_waiters(self) -> None:
         """Read every instance someone waits for and this process does not run, in one query,
@@ -658,7 +667,7 @@ class Engine(ScheduleMethods, ActorMethods):
         if final is not None and final.status in TERMINAL:
             self._settle(workflow_id, row=final)
         elif workflow_id in self._waiters:
-            self._poke.set()  # ended here in another way (parked, cancelled): read it
+            self._wake_poller()  # left this executor unfinished (waiting, parked, taken): read it
 
     async def executors(self) -> builtins.list[ExecutorInfo]:
         """The executors sharing this database, by id: their leases, and their shards."""
