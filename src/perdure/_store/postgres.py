@@ -89,8 +89,8 @@ from perdure._store.rows import (
     PACK_SIZE,
     AppendRows,
     actor_row,
-    chunk_ends,
     direct_params,
+    ends_pack,
     entries_only,
     fence,
     insert_params,
@@ -103,7 +103,7 @@ from perdure._store.rows import (
     parse_key_cursor,
     replay,
     schedule_row,
-    shard_share,
+    shard_move,
     usable_packs,
 )
 from perdure._store.sql import queries
@@ -370,10 +370,9 @@ async def _expire(tx: _Tx, op: ExpireExecutor) -> None:
 async def _lease_shards(tx: _Tx, op: LeaseShards) -> tuple[int, ...]:
     p = {"executor": op.executor, "now": op.now, "expires_at": op.expires_at}
     [(live, held)] = await tx.rows(Q["shards_share"], p)
-    share = shard_share(live)
-    if held != share:
-        query = "shards_release" if held > share else "shards_take"
-        await tx.run(Q[query], {**p, "count": abs(held - share), "share": share})
+    move = shard_move(p, live, held)
+    if move is not None:
+        await tx.run(Q[move[0]], move[1])
     return tuple(sorted(shard for (shard,) in await tx.rows(Q["shards_renew"], p)))
 
 
@@ -759,8 +758,9 @@ class PostgresStore:
         outcomes = await self._commit(batch)
         for op, outcome in zip(batch, outcomes, strict=True):
             if type(op) is Append and op.entries and isinstance(outcome, AppendOutcome) and outcome.ok:
-                for _, first, _ in chunk_ends([(op.instance_id, e.position) for e in op.entries]):
-                    self._pack_later(op.instance_id, op.token, first)
+                for e in op.entries:
+                    if ends_pack(e.position):
+                        self._pack_later(op.instance_id, op.token, e.position - PACK_SIZE + 1)
         return outcomes
 
     def _pack_later(self, instance_id: str, token: int, first: int) -> None:

@@ -92,11 +92,15 @@ class _Pack(msgspec.Struct, array_like=True, frozen=True):
 _pack_decoder = msgspec.msgpack.Decoder(_Pack)
 
 
+def ends_pack(position: int) -> bool:
+    """Whether ``position`` is a pack's last: recording it may complete that pack."""
+    return position % PACK_SIZE == PACK_SIZE - 1
+
+
 def chunk_ends(entries: Sequence[tuple[Any, ...]]) -> list[tuple[str, int, int]]:
     """(instance, first, last) of the packs that ``journal_insert``'s ``entries`` may complete:
     those with an entry at a pack's last position."""
-    last = PACK_SIZE - 1
-    return [(e[0], e[1] - last, e[1]) for e in entries if e[1] % PACK_SIZE == last]
+    return [(e[0], e[1] - PACK_SIZE + 1, e[1]) for e in entries if ends_pack(e[1])]
 
 
 def pack(chunk: Sequence[Sequence[Any]]) -> bytes | None:
@@ -187,9 +191,16 @@ def schedule_row(values: Sequence[Any]) -> ScheduleRow:
     )  # fmt: skip
 
 
-def shard_share(live: int) -> int:
-    """How many shards each of ``live`` executors leases: an even share, rounded up."""
-    return -(-SHARDS // max(1, live))
+def shard_move(params: dict[str, Any], live: int, held: int) -> tuple[str, dict[str, Any]] | None:
+    """For ``LeaseShards``: the statement (``shards_release`` or ``shards_take``) and its
+    parameters that bring an executor holding ``held`` shards to an even share among ``live``
+    executors (ceil(SHARDS / live)); ``None`` if it holds its share. ``params``: executor,
+    now and expires_at."""
+    share = -(-SHARDS // max(1, live))
+    if held == share:
+        return None
+    query = "shards_release" if held > share else "shards_take"
+    return query, {**params, "count": abs(held - share), "share": share}
 
 
 def insert_params(r: InstanceRow) -> tuple[Any, ...]:

@@ -83,7 +83,7 @@ from perdure._store.rows import (
     parse_key_cursor,
     replay,
     schedule_row,
-    shard_share,
+    shard_move,
     usable_packs,
 )
 from perdure._store.sql import queries
@@ -216,11 +216,9 @@ def _expire(conn: sqlite3.Connection, op: ExpireExecutor) -> None:
 
 def _lease_shards(conn: sqlite3.Connection, op: LeaseShards) -> tuple[int, ...]:
     p = {"executor": op.executor, "now": op.now, "expires_at": op.expires_at}
-    live, held = conn.execute(Q["shards_share"], p).fetchone()
-    share = shard_share(live)
-    if held != share:
-        query = "shards_release" if held > share else "shards_take"
-        conn.execute(Q[query], {**p, "count": abs(held - share), "share": share})
+    move = shard_move(p, *conn.execute(Q["shards_share"], p).fetchone())
+    if move is not None:
+        conn.execute(Q[move[0]], move[1])
     return tuple(sorted(shard for (shard,) in conn.execute(Q["shards_renew"], p)))
 
 
