@@ -220,6 +220,28 @@ async def test_a_recorded_journal_position_is_never_overwritten(store: Store) ->
     assert await store.load_journal("w1") == [entry(0, result=b"J1")]
 
 
+async def test_lone_step_records_in_a_row_are_fenced_like_any_append(store: Store) -> None:
+    """A workflow stepping on its own: one record per commit, many in a row (the hot path a
+    store may take a shortcut for). Each is written once, a stale one writes nothing, and a
+    cancel asked for meanwhile is reported with the record, which is written too."""
+    await running(store, "w1", token=1)
+    for i in range(20):
+        assert await commit1(store, Append(instance_id="w1", token=1, entries=(entry(i),))) == AppendOutcome(
+            ok=True
+        )
+    # Submitted again (an ambiguous commit retried): acknowledged, the first record kept.
+    again = Append(instance_id="w1", token=1, entries=(entry(19, result=b"J2"),))
+    assert await commit1(store, again) == AppendOutcome(ok=True)
+    assert await commit1(store, Append(instance_id="w1", token=0, entries=(entry(20),))) == AppendOutcome(
+        ok=False
+    )
+    assert await commit1(store, RequestCancel(instance_id="w1", now=NOW + 1)) is Status.RUNNING
+    assert await commit1(store, Append(instance_id="w1", token=1, entries=(entry(20),))) == AppendOutcome(
+        ok=True, cancel_requested=True
+    )
+    assert await store.load_journal("w1") == [entry(i) for i in range(21)]
+
+
 def varied(position: int, *, size: int = 4) -> JournalEntry:
     """An entry of one of several kinds and outcomes, so that replay rows tell them apart."""
     kind, name, ok = [("step", "charge", True), ("now", "now", True), ("step", "ship", False)][position % 3]

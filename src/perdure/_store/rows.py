@@ -24,6 +24,7 @@ from perdure._model.records import (
     InstanceRow,
     InstanceUpdate,
     Message,
+    Op,
     OplogRow,
     Replay,
     RetryState,
@@ -263,6 +264,21 @@ def entries_only(op: Append) -> bool:
     """Whether ``op`` holds journal entries and nothing else: a step's record, the hot path.
     Compared whole, so that a field added to ``Append`` is not missed."""
     return op == Append(instance_id=op.instance_id, token=op.token, entries=op.entries)
+
+
+def lone_entry(batch: Sequence[Op]) -> tuple[Any, ...] | None:
+    """The parameters of ``journal_insert_fenced`` if ``batch`` is a step record alone (one
+    append of one journal entry, not a pack's last), else None."""
+    if len(batch) != 1:
+        return None
+    op = batch[0]
+    if not isinstance(op, Append) or len(op.entries) != 1 or not entries_only(op):
+        return None
+    e = op.entries[0]
+    if ends_pack(e.position):
+        return None
+    return (e.position, e.kind, e.name, int(e.ok), e.result, e.input, e.attempts, e.started_at,
+            e.ended_at, op.instance_id, op.token)  # fmt: skip
 
 
 class AppendRows:

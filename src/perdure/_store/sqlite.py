@@ -75,6 +75,7 @@ from perdure._store.rows import (
     fence,
     insert_params,
     instance_row,
+    lone_entry,
     mail_params,
     message_params,
     oplog_row,
@@ -340,12 +341,12 @@ class SQLiteStore:
         self._wal_index: int | None = None
         """A file descriptor of the WAL-index, to read how many frames the WAL holds."""
         self._frames_seen = 0
-        """Frames in the WAL after the last commit."""
+        """Frames in the WAL when ``_wal_frames`` last read them."""
         self._frames_mark = 0
         """Frames in the WAL when the last checkpoint was started (0 once the WAL started over)."""
         self._checkpointing = False
         self._waits_for_lock = True
-        """The write connection's busy_timeout: on (True) or zero (False), see ``_commit``."""
+        """The write connection's busy_timeout: on (True) or zero (False), see ``_connection``."""
         self._closed = False
 
     # --- connections ---------------------------------------------------------
@@ -453,7 +454,10 @@ class SQLiteStore:
             # commits, so the loop keeps running workflows during the sync. Only if the
             # connection and the database lock are free at once: never wait on a lock here.
             try:
-                done = self._commit(batch, wait=False)
+                entry = lone_entry(batch)
+                done = None if entry is None else self._commit_entry(entry)
+                if done is None:
+                    done = self._commit(batch, wait=False)
             except sqlite3.Error as exc:
                 raise _map_error(exc, f"{self.path} (commit)") from exc
             finally:
@@ -468,16 +472,39 @@ class SQLiteStore:
         assert done is not None
         return done
 
-    def _commit(self, batch: Sequence[Op], *, wait: bool = True) -> list[Outcome] | None:
-        """Apply ``batch`` in one transaction; ``None`` if ``wait=False`` and the lock is taken."""
+    def _connection(self, *, wait: bool) -> sqlite3.Connection:
+        """The write connection, its busy_timeout set for the writer thread (``wait``: it waits
+        for the database lock) or the loop's thread (never waits)."""
         conn = self._wconn
         if conn is None:
             raise StoreUnavailable(f"{self.url} is not open")
         if wait != self._waits_for_lock:
-            # Switched between the writer thread (waits for the database lock) and the
-            # loop's thread (never waits): only then, as a PRAGMA per commit costs.
+            # Switched between the two: only then, as a PRAGMA per commit costs.
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy * 1000) if wait else 0}")
             self._waits_for_lock = wait
+        return conn
+
+    def _commit_entry(self, entry: tuple[Any, ...]) -> list[Outcome] | None:
+        """A lone step record (``lone_entry``) in one statement, its own transaction, on the
+        loop's thread: the hot path of a workflow stepping on its own, as cheap as a raw
+        single-row commit. ``None`` if it wrote nothing (the lock is taken, the claim token is
+        stale, a cancel is asked for, or the entry is there already): ``_commit`` then applies
+        it as any append, and tells which."""
+        conn = self._connection(wait=False)
+        try:
+            written = conn.execute(Q["journal_insert_fenced"], entry).rowcount
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                return None
+            raise
+        if written != 1:
+            return None
+        self._committed()
+        return [AppendOutcome(ok=True)]
+
+    def _commit(self, batch: Sequence[Op], *, wait: bool = True) -> list[Outcome] | None:
+        """Apply ``batch`` in one transaction; ``None`` if ``wait=False`` and the lock is taken."""
+        conn = self._connection(wait=wait)
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -503,19 +530,22 @@ class SQLiteStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        self._since_checkpoint += 1
-        frames = self._wal_frames()
-        if (
-            self._since_checkpoint >= CHECKPOINT_COMMITS
-            and (frames is None or frames - self._frames_mark >= CHECKPOINT_FRAMES)
-            and not self._checkpointing
-            and not self._closed
-        ):
-            self._since_checkpoint = 0
-            self._frames_mark = frames or 0
-            self._checkpointing = True
-            self._readers.submit(self._checkpoint)
+        self._committed()
         return outcomes
+
+    def _committed(self) -> None:
+        """After a commit: every CHECKPOINT_COMMITS commits, a checkpoint starts if the WAL
+        grew by CHECKPOINT_FRAMES frames since the last one began."""
+        self._since_checkpoint += 1
+        if self._since_checkpoint % CHECKPOINT_COMMITS or self._checkpointing or self._closed:
+            return
+        frames = self._wal_frames()
+        if frames is not None and frames - self._frames_mark < CHECKPOINT_FRAMES:
+            return
+        self._since_checkpoint = 0
+        self._frames_mark = frames or 0
+        self._checkpointing = True
+        self._readers.submit(self._checkpoint)
 
     def _wal_frames(self) -> int | None:
         """The frames the WAL holds now, read from the WAL-index (``None`` if it cannot be read);

@@ -33,6 +33,14 @@ INSERT OR IGNORE INTO journal
     (instance_id, position, kind, name, ok, result, input, attempts, started_at, ended_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
+-- name: journal_insert_fenced
+-- A step's record alone, as one statement (its own transaction): written only if the claim
+-- token is current and no cancel is asked for. If nothing is written (that, or the entry is
+-- there already) the store applies it as any append, which tells why.
+INSERT OR IGNORE INTO journal
+    (instance_id, position, kind, name, ok, result, input, attempts, started_at, ended_at)
+SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM instances WHERE id = ? AND token = ? AND cancel_requested = 0;
+
 -- name: retry_upsert
 INSERT INTO retries (instance_id, position, attempts, last_error, next_at)
 VALUES (?, ?, ?, ?, ?)
