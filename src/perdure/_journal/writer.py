@@ -26,6 +26,8 @@ log = logging.getLogger("perdure.writer")
 LONE_STREAK = 8
 """After this many commits in a row of one caller's operations alone, ``write`` commits that
 caller's next ones in its own task, when nothing else is queued or in flight."""
+LONE_YIELD = 0.002
+"""Seconds a caller committing in its own task may go on without yielding to the loop."""
 Queued = tuple[Sequence[Op], "asyncio.Future[list[Outcome]]", object]
 """Operations waiting for the next commit, their caller's future, and who wrote them (or None)."""
 
@@ -45,6 +47,8 @@ class Writer:
         """Commits in a row of the operations of ``_last`` alone."""
         self._last: object = None
         """Who wrote the operations of the last commit, if one caller did and said so."""
+        self._yielded = 0.0
+        """When a caller committing in its own task last yielded to the loop (perf_counter)."""
         self.commits = 0
         self.ops = 0
 
@@ -70,9 +74,12 @@ class Writer:
         When the last ``LONE_STREAK`` commits carried this caller's operations alone and
         nothing is queued or in flight, the caller commits its ``ops`` itself: the same
         commit, without the hop to the writer's task and back (a Future, a wake-up, a
-        task switch each way). It then yields to the loop once, as that hop would have,
-        so a workflow stepping on its own never holds the loop for more than one commit.
-        Whatever is submitted meanwhile waits for this commit and goes in the next one.
+        task switch each way). A commit that does not wait (SQLite's, on the loop's thread)
+        does not yield to the loop either, so the caller yields after it once LONE_YIELD
+        seconds passed since it last did: a workflow stepping on its own holds the loop at
+        most that long, without paying a round of the loop (and the resumption of its whole
+        stack of coroutines) on every step. Whatever is submitted meanwhile waits for this
+        commit and goes in the next one.
         """
         if self._lone < LONE_STREAK or caller is not self._last or self._busy or self._queue or self._closing:
             return await self.submit(ops, caller)
@@ -83,7 +90,10 @@ class Writer:
             self._busy = False
             if self._queue or self._closing:
                 self._wake.set()
-        await asyncio.sleep(0)
+        now = time.perf_counter()
+        if now - self._yielded >= LONE_YIELD:
+            self._yielded = now
+            await asyncio.sleep(0)
         return outcomes
 
     async def close(self) -> None:
