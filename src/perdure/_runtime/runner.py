@@ -447,7 +447,7 @@ class Activation:
         if not entry.ok:
             raise _failure(entry)
         # Hand back exactly what replay will hand back.
-        return serializer.decode(entry.result, self.rt.hints(step)[1])
+        return serializer.decode_with(self._result_decoder(step), entry.result)
 
     async def _run_step(
         self,

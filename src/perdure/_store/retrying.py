@@ -1,9 +1,10 @@
 """Retry transient store errors, in one place, for every store call.
 
 Only ``StoreUnavailable`` is retried (with exponential backoff and full jitter,
-up to ``deadline`` seconds); permanent errors pass through at once. Every
-operation is safe to submit twice (see ``_model/records.py``), so a commit
-whose acknowledgement was lost is simply sent again.
+for up to ``deadline`` seconds after the first failure); permanent errors pass
+through at once. Every operation is safe to submit twice (see
+``_model/records.py``), so a commit whose acknowledgement was lost is simply
+sent again.
 """
 
 from __future__ import annotations
@@ -48,13 +49,15 @@ class RetryingStore:
         self.retries = 0
 
     async def _retry(self, fn: Callable[[], Awaitable[T]]) -> T:
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.deadline
+        give_up = 0.0  # ``deadline`` seconds after the first failure (the hot path sets up nothing)
         attempt = 0
         while True:
             try:
                 return await fn()
             except StoreUnavailable as exc:
+                loop = asyncio.get_running_loop()
+                if not attempt:
+                    give_up = loop.time() + self.deadline
                 attempt += 1
                 delay = random.uniform(0, min(self._cap, self._base * 2**attempt))
                 if loop.time() + delay > give_up:
