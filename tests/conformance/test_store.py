@@ -242,6 +242,17 @@ async def test_lone_step_records_in_a_row_are_fenced_like_any_append(store: Stor
     assert await store.load_journal("w1") == [entry(i) for i in range(21)]
 
 
+async def test_starts_in_a_row_create_each_instance_once(store: Store) -> None:
+    """Starts one by one, one per commit (another hot path a store may take a shortcut for):
+    each creates its instance; one of an id taken says so and changes nothing."""
+    for i in range(12):
+        assert await commit1(store, CreateInstance(row(f"w{i}"))) is True
+    assert await commit1(store, CreateInstance(row("w3", name="other"))) is False
+    found = await store.get_instance("w3")
+    assert found is not None
+    assert found.name == "wf"
+
+
 def varied(position: int, *, size: int = 4) -> JournalEntry:
     """An entry of one of several kinds and outcomes, so that replay rows tell them apart."""
     kind, name, ok = [("step", "charge", True), ("now", "now", True), ("step", "ship", False)][position % 3]

@@ -266,12 +266,9 @@ def entries_only(op: Append) -> bool:
     return op == Append(instance_id=op.instance_id, token=op.token, entries=op.entries)
 
 
-def lone_entry(batch: Sequence[Op]) -> tuple[Any, ...] | None:
-    """The parameters of ``journal_insert_fenced`` if ``batch`` is a step record alone (one
-    append of one journal entry, not a pack's last), else None."""
-    if len(batch) != 1:
-        return None
-    op = batch[0]
+def lone_entry(op: Op) -> tuple[Any, ...] | None:
+    """The parameters of ``journal_insert_fenced`` if ``op`` is a step's record alone (an
+    append of one journal entry and nothing else, not a pack's last), else None."""
     if not isinstance(op, Append) or len(op.entries) != 1 or not entries_only(op):
         return None
     e = op.entries[0]

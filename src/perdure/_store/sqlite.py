@@ -146,6 +146,32 @@ def _map_error(exc: sqlite3.Error, where: str) -> StoreError:
     return StoreUnavailable(f"{where}: {text}")
 
 
+Single = tuple[str, tuple[Any, ...], Callable[[int], list[Outcome] | None]]
+"""A batch as one statement: its query, its parameters, and its outcomes from the count of
+rows it wrote (``None``: they cannot be told from it)."""
+
+
+def _single(batch: Sequence[Op]) -> Single | None:
+    """``batch`` as one statement, if it is one operation that is: a start, or a step's record
+    fenced in SQL (``journal_insert_fenced``; if it writes nothing, the full path tells why:
+    a stale token, a cancel asked for, or the entry there already)."""
+    if len(batch) != 1:
+        return None
+    op = batch[0]
+    if type(op) is CreateInstance:
+        return Q["instance_insert"], insert_params(op.row), _created
+    entry = lone_entry(op)
+    return None if entry is None else (Q["journal_insert_fenced"], entry, _recorded)
+
+
+def _created(written: int) -> list[Outcome]:
+    return [written == 1]
+
+
+def _recorded(written: int) -> list[Outcome] | None:
+    return [AppendOutcome(ok=True)] if written == 1 else None
+
+
 def _deliver(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
     conn.executemany(Q["message_insert"], rows)
     conn.executemany(Q["message_wake"], rows)
@@ -454,8 +480,8 @@ class SQLiteStore:
             # commits, so the loop keeps running workflows during the sync. Only if the
             # connection and the database lock are free at once: never wait on a lock here.
             try:
-                entry = lone_entry(batch)
-                done = None if entry is None else self._commit_entry(entry)
+                single = _single(batch)
+                done = None if single is None else self._commit_single(*single)
                 if done is None:
                     done = self._commit(batch, wait=False)
             except sqlite3.Error as exc:
@@ -484,23 +510,24 @@ class SQLiteStore:
             self._waits_for_lock = wait
         return conn
 
-    def _commit_entry(self, entry: tuple[Any, ...]) -> list[Outcome] | None:
-        """A lone step record (``lone_entry``) in one statement, its own transaction, on the
-        loop's thread: the hot path of a workflow stepping on its own, as cheap as a raw
-        single-row commit. ``None`` if it wrote nothing (the lock is taken, the claim token is
-        stale, a cancel is asked for, or the entry is there already): ``_commit`` then applies
-        it as any append, and tells which."""
+    def _commit_single(
+        self, query: str, params: tuple[Any, ...], outcomes: Callable[[int], list[Outcome] | None]
+    ) -> list[Outcome] | None:
+        """A batch that is one statement (``_single``), run as its own transaction on the loop's
+        thread: a start, or a step's record, as cheap as a raw single-row commit. ``None`` if
+        the lock is taken, or if ``outcomes`` cannot tell them from the rows written: ``_commit``
+        then applies the batch as any."""
         conn = self._connection(wait=False)
         try:
-            written = conn.execute(Q["journal_insert_fenced"], entry).rowcount
+            written = conn.execute(query, params).rowcount
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 return None
             raise
-        if written != 1:
-            return None
-        self._committed()
-        return [AppendOutcome(ok=True)]
+        done = outcomes(written)
+        if done is not None:
+            self._committed()
+        return done
 
     def _commit(self, batch: Sequence[Op], *, wait: bool = True) -> list[Outcome] | None:
         """Apply ``batch`` in one transaction; ``None`` if ``wait=False`` and the lock is taken."""
@@ -598,11 +625,11 @@ class SQLiteStore:
 
     def _append(self, conn: sqlite3.Connection, ops: Sequence[Append]) -> list[AppendOutcome]:
         """Apply appends fenced by their tokens; a stale one writes nothing."""
-        if len(ops) == 1:  # the common case: no JSON round trip
+        ids = {op.instance_id for op in ops}
+        if len(ids) == 1:  # the common case (one instance's records and its end): no JSON
             found = conn.execute(Q["instance_fence"], (ops[0].instance_id,))
         else:
-            ids = msgspec.json.encode(list({op.instance_id for op in ops})).decode()
-            found = conn.execute(Q["instance_fences"], (ids,))
+            found = conn.execute(Q["instance_fences"], (msgspec.json.encode(list(ids)).decode(),))
         outcomes, rows = fence(ops, {iid: (token, cancel) for iid, token, cancel in found})
         for invocation in rows.invocations:
             _enqueue(conn, invocation)
