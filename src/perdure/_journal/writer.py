@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 
 from perdure._model import crashpoints
 from perdure._model.errors import StoreUnavailable
@@ -27,7 +27,8 @@ LONE_STREAK = 8
 """After this many commits in a row of one caller's operations alone, ``write`` commits that
 caller's next ones in its own task, when nothing else is queued or in flight."""
 LONE_YIELD = 0.002
-"""Seconds a caller committing in its own task may go on without yielding to the loop."""
+"""Seconds a caller committing in its own task may go on without yielding to the loop while
+no other callback is ready to run (see ``write``)."""
 Queued = tuple[Sequence[Op], "asyncio.Future[list[Outcome]]", object]
 """Operations waiting for the next commit, their caller's future, and who wrote them (or None)."""
 
@@ -49,11 +50,16 @@ class Writer:
         """Who wrote the operations of the last commit, if one caller did and said so."""
         self._yielded = 0.0
         """When a caller committing in its own task last yielded to the loop (perf_counter)."""
+        self._ready: Sized | None = None
+        """The loop's queue of callbacks ready to run, if it shows it (asyncio's does)."""
         self.commits = 0
         self.ops = 0
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="perdure-writer")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name="perdure-writer")
+        ready = getattr(loop, "_ready", None)  # a private attribute: read, never changed
+        self._ready = ready if isinstance(ready, Sized) else None
 
     def submit(self, ops: Sequence[Op], caller: object = None) -> asyncio.Future[list[Outcome]]:
         """Queue ``ops`` for the next commit; the future gets their outcomes, in order.
@@ -75,11 +81,12 @@ class Writer:
         nothing is queued or in flight, the caller commits its ``ops`` itself: the same
         commit, without the hop to the writer's task and back (a Future, a wake-up, a
         task switch each way). A commit that does not wait (SQLite's, on the loop's thread)
-        does not yield to the loop either, so the caller yields after it once LONE_YIELD
-        seconds passed since it last did: a workflow stepping on its own holds the loop at
-        most that long, without paying a round of the loop (and the resumption of its whole
-        stack of coroutines) on every step. Whatever is submitted meanwhile waits for this
-        commit and goes in the next one.
+        does not yield to the loop either, so the caller yields after it if another callback
+        is ready to run (another workflow, say), and else once LONE_YIELD seconds passed since
+        it last did (for what the loop has not seen yet: sockets, timers). A workflow stepping
+        on its own thus pays a round of the loop (and the resumption of its whole stack of
+        coroutines) every few steps, not on each. Whatever is submitted meanwhile waits for
+        this commit and goes in the next one.
         """
         if self._lone < LONE_STREAK or caller is not self._last or self._busy or self._queue or self._closing:
             return await self.submit(ops, caller)
@@ -91,7 +98,7 @@ class Writer:
             if self._queue or self._closing:
                 self._wake.set()
         now = time.perf_counter()
-        if now - self._yielded >= LONE_YIELD:
+        if self._ready is None or self._ready or now - self._yielded >= LONE_YIELD:
             self._yielded = now
             await asyncio.sleep(0)
         return outcomes
