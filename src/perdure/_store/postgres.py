@@ -91,10 +91,10 @@ from perdure._store.rows import (
     actor_row,
     direct_params,
     ends_pack,
-    entries_only,
     fence,
     insert_params,
     instance_row,
+    lone_entry,
     mail_params,
     message_params,
     oplog_row,
@@ -479,11 +479,9 @@ def _alone(op: Op) -> Alone | None:
 
 def _entry_alone(op: Append) -> Alone | None:
     """A step's record: one journal entry and nothing else (``append_entry``)."""
-    if len(op.entries) != 1 or not entries_only(op):
+    params = lone_entry(op)
+    if params is None:
         return None
-    e = op.entries[0]
-    params = (op.instance_id, e.position, e.kind, e.name, int(e.ok), e.result, e.input, e.attempts,
-              e.started_at, e.ended_at, op.token)  # fmt: skip
 
     def outcome(found: list[tuple[Any, ...]]) -> Outcome:
         if not found or found[0][0] != op.token:

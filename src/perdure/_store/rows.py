@@ -267,15 +267,14 @@ def entries_only(op: Append) -> bool:
 
 
 def lone_entry(op: Op) -> tuple[Any, ...] | None:
-    """The parameters of ``journal_insert_fenced`` if ``op`` is a step's record alone (an
-    append of one journal entry and nothing else, not a pack's last), else None."""
+    """If ``op`` is a step's record alone (an append of one journal entry and nothing else),
+    the parameters of the one statement that writes it fenced (``journal_insert_fenced``,
+    ``append_entry``): the instance's id, the entry's columns, the claim token. Else None."""
     if not isinstance(op, Append) or len(op.entries) != 1 or not entries_only(op):
         return None
     e = op.entries[0]
-    if ends_pack(e.position):
-        return None
-    return (e.position, e.kind, e.name, int(e.ok), e.result, e.input, e.attempts, e.started_at,
-            e.ended_at, op.instance_id, op.token)  # fmt: skip
+    return (op.instance_id, e.position, e.kind, e.name, int(e.ok), e.result, e.input, e.attempts,
+            e.started_at, e.ended_at, op.token)  # fmt: skip
 
 
 class AppendRows:

@@ -72,6 +72,7 @@ from perdure._store.rows import (
     actor_row,
     chunk_ends,
     direct_params,
+    ends_pack,
     fence,
     insert_params,
     instance_row,
@@ -161,7 +162,9 @@ def _single(batch: Sequence[Op]) -> Single | None:
     if type(op) is CreateInstance:
         return Q["instance_insert"], insert_params(op.row), _created
     entry = lone_entry(op)
-    return None if entry is None else (Q["journal_insert_fenced"], entry, _recorded)
+    if entry is None or ends_pack(entry[1]):  # a pack's last entry: the full path writes the pack
+        return None
+    return Q["journal_insert_fenced"], entry, _recorded
 
 
 def _created(written: int) -> list[Outcome]:

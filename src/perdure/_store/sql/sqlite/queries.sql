@@ -39,7 +39,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 -- there already) the store applies it as any append, which tells why.
 INSERT OR IGNORE INTO journal
     (instance_id, position, kind, name, ok, result, input, attempts, started_at, ended_at)
-SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM instances WHERE id = ? AND token = ? AND cancel_requested = 0;
+SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM instances WHERE id = ?1 AND token = ?11 AND cancel_requested = 0;
 
 -- name: retry_upsert
 INSERT INTO retries (instance_id, position, attempts, last_error, next_at)
