@@ -1,4 +1,5 @@
-"""SQLite only: the WAL is checkpointed by a reader thread every few commits (and frames).
+"""SQLite only: the WAL is checkpointed by a reader thread every few commits (and frames,
+more of them when each commit writes few).
 
 SQLite's own checkpoint runs inside the commit that takes the WAL past 1,000 pages; the
 store checkpoints in the background long before, so that commit has little left to copy.
@@ -17,7 +18,13 @@ import msgspec
 from api.waiting import eventually
 from conformance.test_store import commit1, direct, entry, running
 from perdure._model.records import Append, AppendOutcome
-from perdure._store.sqlite import CHECKPOINT_COMMITS, CHECKPOINT_FRAMES, SQLiteStore
+from perdure._store.sqlite import (
+    CHECKPOINT_COMMITS,
+    CHECKPOINT_FRAMES,
+    DENSE_COMMIT_FRAMES,
+    SPARSE_CHECKPOINT_FRAMES,
+    SQLiteStore,
+)
 
 MX_FRAME = 16
 """Offset of ``mxFrame`` (frames in the WAL) in the WAL-index header."""
@@ -61,19 +68,24 @@ async def test_no_checkpoint_is_started_before_enough_commits(sqlite_store: SQLi
 
 
 async def test_small_commits_are_checkpointed_by_the_frames_they_wrote(sqlite_store: SQLiteStore) -> None:
-    # One step recorded per commit, as a lone workflow does: a page or two each, so
-    # CHECKPOINT_COMMITS of them are not yet worth a checkpoint, CHECKPOINT_FRAMES pages are.
+    # One step recorded per commit, as a lone workflow does: a page or two each, the same
+    # pages again and again, so a checkpoint waits for SPARSE_CHECKPOINT_FRAMES of them,
+    # not CHECKPOINT_FRAMES as for commits of many pages each.
     await running(sqlite_store, "wf-1")
     start = wal_frames(sqlite_store)[0]
+    assert start < CHECKPOINT_FRAMES, "the WAL is checkpointed by the frames in it since the store opened"
     position = 0
-    while wal_frames(sqlite_store)[0] - start < CHECKPOINT_FRAMES:
-        if position == CHECKPOINT_COMMITS:
-            assert not sqlite_store._checkpointing
-            assert wal_frames(sqlite_store)[1] == 0
+    while wal_frames(sqlite_store)[0] < SPARSE_CHECKPOINT_FRAMES:
+        if position % CHECKPOINT_COMMITS == 0:
+            assert wal_frames(sqlite_store)[1] == 0, f"checkpointed after {position} small commits"
         op = Append(instance_id="wf-1", token=1, entries=(entry(position),))
         assert await commit1(sqlite_store, op) == AppendOutcome(ok=True)
         position += 1
-    assert position > CHECKPOINT_COMMITS, "each commit wrote fewer frames than an actor call"
+    assert wal_frames(sqlite_store)[0] - start < DENSE_COMMIT_FRAMES * position, "the commits were not small"
+    assert position > CHECKPOINT_FRAMES, "each commit wrote fewer frames than an actor call"
+    for more in range(position, position + CHECKPOINT_COMMITS):  # to the next look at the WAL
+        op = Append(instance_id="wf-1", token=1, entries=(entry(more),))
+        assert await commit1(sqlite_store, op) == AppendOutcome(ok=True)
 
     async def frames() -> tuple[int, int]:
         return wal_frames(sqlite_store)
