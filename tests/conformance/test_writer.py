@@ -1,5 +1,6 @@
-"""The group-commit writer on each store: a lone caller ends up committing in its own task
-(``Writer.write``), callers writing at the same time keep sharing the writer's commits."""
+"""The group-commit writer on each store: a caller alone on the loop commits in its own task
+(``Writer.write``), a lone caller among other work ends up doing so, callers writing at the
+same time keep sharing the writer's commits."""
 
 from __future__ import annotations
 
@@ -48,13 +49,54 @@ def step(iid: str, position: int) -> tuple[Append]:
     return (Append(instance_id=iid, token=1, entries=(entry(position),)),)
 
 
-async def test_a_lone_caller_ends_up_committing_in_its_own_task(
+async def test_a_caller_alone_on_the_loop_commits_in_its_own_task(
+    store: Store, watched: Watched, writer: Writer
+) -> None:
+    # Nothing else is ready to run: nobody can write before this commit is done, so
+    # there is nothing to share it with, and the hop to the writer's task would be waste.
+    await running(store, "wf-1")
+    await asyncio.sleep(0)  # what the setup left ready to run (a cancelled timer, say) runs now
+    for position in range(3):
+        assert await writer.write(step("wf-1", position), None) == [AppendOutcome(ok=True)]
+    me = asyncio.current_task()
+    assert [task for task, _ in watched.commits] == [me] * 3
+    assert [e.position for e in await store.load_journal("wf-1")] == list(range(3))
+
+
+async def test_a_caller_the_writer_just_acknowledged_commits_in_its_own_task(
+    store: Store, watched: Watched, writer: Writer
+) -> None:
+    # The writer's task yields after acknowledging, so that the callers it woke can write
+    # their next operations into its next batch; that yield is not someone else's work.
+    await running(store, "wf-1")
+    await asyncio.sleep(0)
+    asyncio.get_running_loop().call_soon(lambda: None)  # something else ready to run
+    assert await writer.write(step("wf-1", 0), None) == [AppendOutcome(ok=True)]
+    assert await writer.write(step("wf-1", 1), None) == [AppendOutcome(ok=True)]
+    me = asyncio.current_task()
+    tasks = [task for task, _ in watched.commits]
+    assert tasks[0] is not me, "with something else ready, the commit goes through the writer's task"
+    assert tasks[1] is me
+
+
+async def test_a_lone_caller_on_a_busy_loop_ends_up_committing_in_its_own_task(
     store: Store, watched: Watched, writer: Writer
 ) -> None:
     await running(store, "wf-1")
-    caller = object()
-    for position in range(20):
-        assert await writer.write(step("wf-1", position), caller) == [AppendOutcome(ok=True)]
+    loop = asyncio.get_running_loop()
+    busy = True
+
+    def spin() -> None:  # always something else ready to run
+        if busy:
+            loop.call_soon(spin)
+
+    spin()
+    try:
+        caller = object()
+        for position in range(20):
+            assert await writer.write(step("wf-1", position), caller) == [AppendOutcome(ok=True)]
+    finally:
+        busy = False
     me = asyncio.current_task()
     tasks = [task for task, _ in watched.commits]
     assert tasks[0] is not me, "the first commits go through the writer's task"

@@ -383,7 +383,7 @@ class Engine(ScheduleMethods, ActorMethods):
         )
         epoch = ex.lease_epoch() if ex is not None else 0  # before the commit: see Executor.run
         try:
-            inserted = (await writer.submit((CreateInstance(row),)))[0]
+            inserted = (await writer.write((CreateInstance(row),), None))[0]
         finally:
             if ex is not None and ours:
                 ex.unreserve(wid)  # run() below takes the slot for real

@@ -5,8 +5,9 @@ task drains the queue: it takes all that is waiting, commits it as one batch,
 and resolves each caller's future with its slice of the outcomes. Latency for a
 lone writer is one commit; under load the batch grows and the commit count does
 not, which is where throughput comes from. A lone writer (a workflow stepping on
-its own) may ``write`` instead: it then commits its operations itself while the
-writer's task is idle, sparing the hop to that task and back.
+its own, a client starting one workflow at a time) may ``write`` instead: it then
+commits its operations itself while the writer's task is idle, sparing the hop to
+that task and back.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class Writer:
         """When a caller committing in its own task last yielded to the loop (perf_counter)."""
         self._ready: Sized | None = None
         """The loop's queue of callbacks ready to run, if it shows it (asyncio's does)."""
+        self._yielding = False
+        """The task is yielding to the callers it just acknowledged (see ``_run``)."""
         self.commits = 0
         self.ops = 0
 
@@ -77,18 +80,25 @@ class Writer:
     async def write(self, ops: Sequence[Op], caller: object) -> list[Outcome]:
         """Commit ``ops`` of ``caller`` and return their outcomes, as ``submit`` would.
 
-        When the last ``LONE_STREAK`` commits carried this caller's operations alone and
-        nothing is queued or in flight, the caller commits its ``ops`` itself: the same
-        commit, without the hop to the writer's task and back (a Future, a wake-up, a
-        task switch each way). A commit that does not wait (SQLite's, on the loop's thread)
-        does not yield to the loop either, so the caller yields after it if another callback
-        is ready to run (another workflow, say), and else once LONE_YIELD seconds passed since
-        it last did (for what the loop has not seen yet: sockets, timers). A workflow stepping
-        on its own thus pays a round of the loop (and the resumption of its whole stack of
+        When nothing is queued or in flight, and either the loop has no other callback
+        ready to run (nobody else can write before this commit is done, see ``_alone``) or
+        the last ``LONE_STREAK`` commits carried this caller's operations alone, the caller
+        commits its ``ops`` itself: the same commit, without the hop to the writer's task
+        and back (a Future, a wake-up, a task switch each way). Callers that run at the
+        same time (``gather``-ed starts, workflows woken by one commit) find each other
+        ready to run, and so share the writer's commits.
+
+        A commit that does not wait (SQLite's, on the loop's thread) does not yield to the
+        loop either, so the caller yields after it if another callback is ready to run
+        (another workflow, say), and else once LONE_YIELD seconds passed since it last did
+        (for what the loop has not seen yet: sockets, timers). A workflow stepping on its
+        own thus pays a round of the loop (and the resumption of its whole stack of
         coroutines) every few steps, not on each. Whatever is submitted meanwhile waits for
         this commit and goes in the next one.
         """
-        if self._lone < LONE_STREAK or caller is not self._last or self._busy or self._queue or self._closing:
+        if self._busy or self._queue or self._closing:
+            return await self.submit(ops, caller)
+        if (self._lone < LONE_STREAK or caller is not self._last) and not self._alone():
             return await self.submit(ops, caller)
         self._busy = True
         try:
@@ -137,7 +147,17 @@ class Writer:
                 start = end
             # Let the callers just acknowledged run up to their next write before the
             # next batch is cut, so it carries their work too instead of a trickle.
-            await asyncio.sleep(0)
+            self._yielding = True
+            try:
+                await asyncio.sleep(0)
+            finally:
+                self._yielding = False
+
+    def _alone(self) -> bool:
+        """Nothing but the running task can write before its commit is done: the loop has no
+        other callback ready to run (this task's yield after acknowledging aside)."""
+        ready = self._ready
+        return ready is not None and len(ready) <= self._yielding
 
     async def _commit(self, batch: Sequence[Op], caller: object) -> list[Outcome]:
         """Commit one batch, with its crash points and figures; ``caller``: who wrote all of

@@ -143,6 +143,7 @@ class Executor:
                     act.task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=grace)
+            self._tasks.clear()  # a task cancelled before it began never took itself out
         try:
             await self.rt.writer.submit((ExpireExecutor(executor=self.id),))
         except StoreError as exc:
@@ -389,8 +390,7 @@ class Executor:
         task = asyncio.get_running_loop().create_task(
             self._drive(row, fresh, epoch), name=f"perdure:{row.id}"
         )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.add(task)  # _drive takes it out as it ends (see there)
 
     async def _drive(self, row: InstanceRow, fresh: bool, epoch: int) -> None:
         self.stats["activations"] += 1
@@ -418,6 +418,10 @@ class Executor:
         except Exception as exc:  # noqa: BLE001 - the instance stays ours; drive it again later
             log.warning("instance %s aborted (%s: %s); retrying it", row.id, type(exc).__name__, exc)
         finally:
+            # Here, not in a done callback: that would be left in the loop's ready queue as the
+            # workflow's caller wakes, and the writer then takes it for another writer's work
+            # and sends the caller's next commit through its task (see ``Writer.write``).
+            self._tasks.discard(asyncio.current_task())
             self.active.pop(row.id, None)
             self._tokens.pop(row.id, None)
             self._after(row, epoch, end, wake_at, final)

@@ -762,7 +762,7 @@ class Activation:
         if self._lost_write is not None:
             raise self._lost_write
         ops = (*self.take_deferred(), Append(instance_id=self.id, token=self.token, update=update))
-        outcomes = await self.rt.writer.submit(ops)
+        outcomes = await self.rt.writer.write(ops, self)
         ok = all(isinstance(o, AppendOutcome) and o.ok for o in outcomes)
         if ok:
             self.final = update
