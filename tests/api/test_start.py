@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from typing import Any, cast
 
 import pytest
 
 import perdure
+from perdure._model.records import CreateInstance, Op, Outcome
+from perdure._store.protocol import Store
 
 
 async def test_starting_an_existing_id_again_returns_it_without_running_it_again(
@@ -133,3 +137,48 @@ async def test_a_client_without_an_executor_starts_work_that_an_executor_runs(
             await handle.result(timeout=0.05)
         async with perdure.Engine(db_url, registry=registry, poll_interval=0.05):
             assert await handle.result(timeout=10) == "hi bo"
+
+
+class HeldAfterStart:
+    """The engine's store, but a commit that starts an instance, once it has landed, waits
+    for ``gate`` before its caller hears of it (``landed`` says when)."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.landed = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def commit(self, batch: Sequence[Op]) -> list[Outcome]:
+        outcomes = await self.inner.commit(batch)
+        if any(isinstance(op, CreateInstance) for op in batch):
+            self.landed.set()
+            await self.gate.wait()
+        return outcomes
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_start_cancelled_after_its_commit_landed_still_runs_the_workflow(
+    db_url: str, registry: perdure.Registry
+) -> None:
+    # The instance is created already claimed by this executor, to run here at once. If the
+    # caller is cancelled (a client gone, a timeout) after the commit landed but before it
+    # heard so, no other executor will ever claim it: this one must find out and run it.
+    @perdure.workflow(registry=registry)
+    async def hello(name: str) -> str:
+        return f"hello {name}"
+
+    async with perdure.Engine(db_url, registry=registry) as engine:
+        writer = engine._ready()
+        held = HeldAfterStart(writer._store)
+        writer._store = cast(Store, held)
+        start = asyncio.create_task(engine.start(hello, "ada", id="cut-short"))
+        await asyncio.wait_for(held.landed.wait(), 10)
+        start.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await start
+        writer._store = held.inner
+        held.gate.set()
+        handle = await engine.get("cut-short")
+        assert await handle.result(timeout=10) == "hello ada"

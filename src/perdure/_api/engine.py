@@ -384,6 +384,10 @@ class Engine(ScheduleMethods, ActorMethods):
         epoch = ex.lease_epoch() if ex is not None else 0  # before the commit: see Executor.run
         try:
             inserted = (await writer.write((CreateInstance(row),), None))[0]
+        except BaseException:
+            if ex is not None and ours:
+                ex.unheard(wid, epoch)  # it may have landed all the same: then it runs here
+            raise
         finally:
             if ex is not None and ours:
                 ex.unreserve(wid)  # run() below takes the slot for real

@@ -86,6 +86,9 @@ class Executor:
         """The claim token each active instance is driven under."""
         self._after_active: dict[str, tuple[InstanceRow, bool, int]] = {}
         """Claims of instances whose previous activation had not finished yet."""
+        self._unheard: dict[str, tuple[int, float]] = {}
+        """Starts made here whose caller never heard how their commit went: id -> (lease epoch
+        before the commit, real time until which to look for the instance; see ``unheard``)."""
         self._next_wake: float | None = None
         """The earliest durable wake-up the store knows of (a sleeper, a backoff, a tick)."""
         self._nudge = asyncio.Event()
@@ -251,6 +254,8 @@ class Executor:
             try:
                 await self._fire_schedules()
                 await self._claim_and_run()
+                if self._unheard:
+                    await self._look_for_unheard()
                 # Sleepers cost no memory here: the store keeps their wake-ups, ordered.
                 self._next_wake = await self.rt.store.next_wake_at()
             except StoreError as exc:
@@ -468,6 +473,24 @@ class Executor:
         except StoreError as exc:
             log.warning("could not release %s: %s", row.id, exc)
         return End.DRAINED
+
+    def unheard(self, instance_id: str, epoch: int) -> None:
+        """A start made here (its instance created already claimed by this executor) whose
+        caller failed before it heard how the commit went: cancelled, say, or the store's
+        answer lost. If the instance was created all the same, no other executor will ever
+        claim it: the dispatcher looks for it at each round for a lease's time, and runs it.
+        ``epoch``: as for ``run``, read before that commit."""
+        self._unheard[instance_id] = (epoch, self.real.now() + self.lease_ttl)
+        self._nudge.set()
+
+    async def _look_for_unheard(self) -> None:
+        now = self.real.now()
+        for instance_id, (epoch, until) in list(self._unheard.items()):
+            row = await self.rt.store.get_instance(instance_id)
+            if row is not None:
+                self.adopt(row, epoch)
+            if row is not None or now >= until:
+                del self._unheard[instance_id]
 
     def adopt(self, row: InstanceRow, epoch: int) -> None:
         """Run ``row`` if this executor created it already claimed: a retried commit whose first
