@@ -75,6 +75,43 @@ async def test_a_step_fails_after_max_attempts_with_every_attempt_recorded(
     assert "bank down (attempt 3)" in entry.error.message
 
 
+@pytest.mark.parametrize("flavour", ["async", "def"])
+async def test_the_retry_state_of_a_step_goes_when_its_workflow_ends(
+    db_url: str, registry: perdure.Registry, flavour: str
+) -> None:
+    # A step that failed twice, then succeeded: its retry state (attempts, last error, next
+    # attempt) is kept until the workflow ends, then dropped with the end's commit.
+    calls = 0
+
+    @perdure.step(registry=registry, retry=FAST)
+    def flaky() -> int:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise ConnectionError("not yet")
+        return calls
+
+    if flavour == "async":
+
+        @perdure.workflow(name="patient", registry=registry)
+        async def patient_async() -> int:
+            return await flaky()
+
+        patient: perdure.Workflow[[], int] = patient_async
+    else:
+
+        @perdure.workflow(name="patient", registry=registry)
+        def patient_def() -> int:
+            return flaky()
+
+        patient = patient_def
+
+    async with perdure.Engine(db_url, registry=registry) as engine:
+        handle = await engine.start(patient)
+        assert await handle.result(timeout=10) == 3
+        assert (await engine._store.load_replay(handle.id)).retries == []
+
+
 async def test_an_uncaught_step_failure_fails_the_workflow(db_url: str, registry: perdure.Registry) -> None:
     @perdure.step(registry=registry, retry=perdure.RetryPolicy(max_attempts=1))
     async def explode() -> None:

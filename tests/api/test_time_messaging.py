@@ -856,6 +856,52 @@ async def test_parent_close_policies_act_on_children_still_running_when_the_pare
     assert cleaned == ["request_cancel", "abandon"]
 
 
+async def test_a_parent_that_times_out_while_unloaded_closes_its_children(
+    db_url: str, registry: perdure.Registry
+) -> None:
+    # The deadline passes while the parent sleeps unloaded: loaded again, it fails at once,
+    # before its code replays the child's start; the child is closed all the same.
+    @perdure.workflow(registry=registry)
+    async def forever() -> None:
+        await perdure.recv("never")
+
+    @perdure.workflow(registry=registry)
+    async def parent() -> None:
+        await perdure.start_child(forever, id="kid-of-late")
+        await perdure.sleep(3600)
+
+    async with perdure.Engine(db_url, registry=registry, poll_interval=POLL, unload_after=0.05) as engine:
+        handle = await engine.start(parent, execution_timeout=1.0)
+        with pytest.raises(perdure.WorkflowFailed) as failed:
+            await handle.result(timeout=10)
+        assert failed.value.error_type == "perdure.WorkflowTimedOut"
+        kid = await engine.get("kid-of-late")
+        with pytest.raises(perdure.WorkflowCancelled):
+            await kid.result(timeout=10)
+
+
+async def test_a_parent_that_continued_as_new_closes_the_children_of_its_earlier_runs(
+    db_url: str, registry: perdure.Registry
+) -> None:
+    @perdure.workflow(registry=registry)
+    async def forever() -> None:
+        await perdure.recv("never")
+
+    @perdure.workflow(registry=registry)
+    async def parent(run: int) -> int:
+        if run == 0:
+            await perdure.start_child(forever, id="kid-of-run-0")
+            perdure.continue_as_new(1)
+        return run
+
+    async with perdure.Engine(db_url, registry=registry, poll_interval=POLL) as engine:
+        handle = await engine.start(parent, 0)
+        assert await handle.result(timeout=10) == 1
+        kid = await engine.get("kid-of-run-0")
+        with pytest.raises(perdure.WorkflowCancelled):
+            await kid.result(timeout=10)
+
+
 @FLAVOURS
 async def test_cancelling_a_parent_cancels_its_children(
     db_url: str, registry: perdure.Registry, flavour: str

@@ -313,6 +313,32 @@ async def test_clear_retries_drops_retry_state_when_the_instance_ends(store: Sto
     assert (found.status, found.output) == (Status.COMPLETED, b"J3")
 
 
+async def test_an_end_closes_children_and_wakes_its_parent_unless_told_it_has_none(store: Store) -> None:
+    # The hints only spare statements: an end that says it has no children (or no parent)
+    # is believed, and one that says nothing closes and wakes as always.
+    for n, (close, wake) in enumerate([(True, True), (False, False)]):
+        grand, parent, child = f"g{n}", f"p{n}", f"c{n}"
+        await running(store, grand)
+        await create(store, InstanceRow(
+            id=parent, name="wf", status=Status.RUNNING, input=b"J[]", created_at=NOW, updated_at=NOW,
+            owner="ex-1", token=1, parent_id=grand, parent_close="terminate",
+        ))  # fmt: skip
+        await create(store, InstanceRow(
+            id=child, name="wf", status=Status.PENDING, input=b"J[]", created_at=NOW, updated_at=NOW,
+            wake_at=NOW, parent_id=parent, parent_close="terminate",
+        ))  # fmt: skip
+        wait = InstanceUpdate(status=Status.WAITING, updated_at=NOW, waiting_topic=f"__child__:{parent}")
+        await commit1(store, Append(instance_id=grand, token=1, update=wait))
+        end = InstanceUpdate(status=Status.COMPLETED, updated_at=NOW + 1, output=b"J1",
+                             close_children=close, wake_parent=wake)  # fmt: skip
+        assert await commit1(store, Append(instance_id=parent, token=1, update=end)) == AppendOutcome(ok=True)
+        kid, waiting = await store.get_instance(child), await store.get_instance(grand)
+        assert kid is not None
+        assert waiting is not None
+        assert (kid.status is Status.CANCELLED) is close
+        assert (waiting.wake_at is not None) is wake
+
+
 async def test_a_message_sent_while_its_target_starts_waiting_always_wakes_it(
     store: Store, other: Store
 ) -> None:

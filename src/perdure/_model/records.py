@@ -138,6 +138,12 @@ class InstanceUpdate(msgspec.Struct, frozen=True, kw_only=True):
     """With ``actor_id``: the actor's new state (``None``: unchanged), saved with the end."""
     state_version: int = 0
     """The code version of the actor class that wrote ``actor_state``."""
+    close_children: bool = True
+    """An end: close the instance's children (by their ``parent_close``). ``False`` only when
+    the writer knows it has none (it spares the store a statement)."""
+    wake_parent: bool = True
+    """An end: wake the instance's parent if it waits for it. ``False`` only when the writer
+    knows it has no parent."""
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True):

@@ -76,6 +76,7 @@ async def _start_child(
                                  entries=(act.make_entry(pos, "child", child.name, error, ok=False),)))  # fmt: skip
         raise error
     now = act.rt.clock.now()
+    act.started_children = True
     row = InstanceRow(id=cid, name=child.name, status=Status.PENDING, input=data, created_at=now,
                       updated_at=now, wake_at=now, parent_id=act.id, parent_close=parent_close)  # fmt: skip
     await act.append(Append(instance_id=act.id, token=act.token,

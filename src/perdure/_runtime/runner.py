@@ -45,6 +45,7 @@ from perdure._model.errors import (
     WorkflowTimedOut,
 )
 from perdure._model.records import (
+    TERMINAL,
     Append,
     AppendOutcome,
     InstanceRow,
@@ -148,6 +149,10 @@ class Activation:
         self.defn = defn
         self.cursor = cursor
         self.retries = {r.position: r for r in retries} if retries else {}
+        self.retried = bool(retries)
+        """The instance may hold retry state (``retries``, or one recorded since): the end clears it."""
+        self.started_children = False
+        """A child was started in this activation (see ``_finish``)."""
         self.loop = asyncio.get_running_loop()
         self.cancel_requested = row.cancel_requested
         self.deadline = row.deadline
@@ -479,6 +484,7 @@ class Activation:
                         # workflow's end thus share one commit.
                         self._deferred.append(command.op)
                     else:
+                        self.retried = True
                         await self.append(command.op)
                 else:
                     assert isinstance(command, WaitUntil)
@@ -515,6 +521,7 @@ class Activation:
                 except Exception as exc:  # noqa: BLE001 - the plan decides what a failure means
                     answer = (False, exc)
             elif isinstance(command, Record):
+                self.retried = self.retried or not command.op.entries
                 self.append_blocking(command.op)
             else:
                 assert isinstance(command, WaitUntil)
@@ -752,7 +759,11 @@ class Activation:
             park_reason=park_reason,
             waiting_topic=waiting_topic,
             new_run_input=new_run_input,
-            clear_retries=status in (Status.COMPLETED, Status.FAILED, Status.CANCELLED),
+            clear_retries=self.retried and status in TERMINAL,
+            # Statements the store may spare: no child was ever started (this run's journal
+            # holds them all; an earlier run's children are not known here), no parent.
+            close_children=self.started_children or self.row.run > 0 or "child" in self.cursor.kinds,
+            wake_parent=self.row.parent_id is not None,
             actor_id=None if self.actor is None else self.actor.actor_id,
             actor_state=actor_state,
             state_version=0 if self.actor is None else self.actor.version,

@@ -298,6 +298,9 @@ class AppendRows:
         self.invocations: list[InstanceRow] = []
         """Actor calls to enqueue (see each store's ``_enqueue``), before the statements run."""
         self.closing: list[dict[str, Any]] = []
+        """Instances that end and may have children to close."""
+        self.ended_children: list[dict[str, Any]] = []
+        """Instances that end and may have a parent to wake."""
         self.saves: list[dict[str, Any]] = []
         self.turns: list[dict[str, Any]] = []
         self.entries_only = True
@@ -347,7 +350,10 @@ class AppendRows:
             if u.actor_id is not None and u.waiting_topic is not None:
                 self.mail_waits.add(u.actor_id)
         if u.status in TERMINAL:
-            self.closing.append({"id": iid, "now": u.updated_at})
+            if u.close_children:
+                self.closing.append({"id": iid, "now": u.updated_at})
+            if u.wake_parent:
+                self.ended_children.append({"id": iid, "now": u.updated_at})
         if u.actor_id is not None and u.status in TERMINAL:
             turn = {"id": iid, "actor": u.actor_id, "now": u.updated_at}
             if u.actor_state is not None:
@@ -392,8 +398,8 @@ class AppendRows:
             # After the updates: a message or cancel that came before the wait began wakes it.
             ("waiting_recheck", self.waiting),
             ("children_close", self.closing),
-            *((("parent_lock", self.closing),) if lock else ()),
-            ("parent_wake", self.closing),
+            *((("parent_lock", self.ended_children),) if lock else ()),
+            ("parent_wake", self.ended_children),
             # An actor call's end: its state (if changed), then the next call's turn, computed
             # once the actor's row is locked (PostgreSQL: so that it sees every queued call).
             *((("actor_lock", self.turns),) if lock else ()),
