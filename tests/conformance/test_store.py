@@ -242,6 +242,40 @@ async def test_lone_step_records_in_a_row_are_fenced_like_any_append(store: Stor
     assert await store.load_journal("w1") == [entry(i) for i in range(21)]
 
 
+def plain_end(output: bytes) -> InstanceUpdate:
+    """A workflow's end with nothing else to do: no children, no parent, no retry state."""
+    return InstanceUpdate(status=Status.COMPLETED, updated_at=NOW + 2, output=output,
+                          close_children=False, wake_parent=False)  # fmt: skip
+
+
+async def test_an_end_with_the_record_before_it_is_fenced_like_any_append(store: Store) -> None:
+    """A workflow's end, with the record of its last step (deferred to share the commit) or
+    alone (another hot path a store may take a shortcut for): a stale one writes nothing, a
+    cancel asked for meanwhile is reported, and one submitted again is acknowledged once."""
+    await running(store, "w1", token=1)
+    await running(store, "w2", token=1)
+    ended = [Append(instance_id="w1", token=1, entries=(entry(0),)),
+             Append(instance_id="w1", token=1, update=plain_end(b"J7"))]  # fmt: skip
+    stale = [Append(instance_id="w1", token=0, entries=(entry(0),)),
+             Append(instance_id="w1", token=0, update=plain_end(b"J8"))]  # fmt: skip
+    assert await store.commit(stale) == [AppendOutcome(ok=False)] * 2
+    assert await store.load_journal("w1") == []
+    assert await commit1(store, RequestCancel(instance_id="w1", now=NOW + 1)) is Status.RUNNING
+    assert await store.commit(ended) == [AppendOutcome(ok=True, cancel_requested=True)] * 2
+    assert await store.commit(ended) == [AppendOutcome(ok=True, cancel_requested=True)] * 2  # again
+    assert await store.load_journal("w1") == [entry(0)]
+    assert await commit1(store, Append(instance_id="w2", token=0, update=plain_end(b"J8"))) == AppendOutcome(
+        ok=False
+    )
+    assert await commit1(store, Append(instance_id="w2", token=1, update=plain_end(b"J9"))) == AppendOutcome(
+        ok=True
+    )
+    for iid, output in (("w1", b"J7"), ("w2", b"J9")):
+        found = await store.get_instance(iid)
+        assert found is not None
+        assert (found.status, found.output, found.owner) == (Status.COMPLETED, output, None)
+
+
 async def test_starts_in_a_row_create_each_instance_once(store: Store) -> None:
     """Starts one by one, one per commit (another hot path a store may take a shortcut for):
     each creates its instance; one of an id taken says so and changes nothing."""

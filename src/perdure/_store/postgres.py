@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from itertools import starmap
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import msgspec
@@ -91,6 +91,7 @@ from perdure._store.rows import (
     actor_row,
     direct_params,
     ends_pack,
+    entries_only,
     fence,
     insert_params,
     instance_row,
@@ -482,13 +483,55 @@ def _entry_alone(op: Append) -> Alone | None:
     params = lone_entry(op)
     if params is None:
         return None
+    return Q["append_entry"], params, _fenced(op.token)
+
+
+def _end_alone(batch: Sequence[Op]) -> Alone | None:
+    """An instance's end that has nothing else to do (it closes no children, wakes no
+    parent, clears no retry state, ends no actor call or run), alone or after the record of
+    the step before it, as one statement (``end_entry``, ``end_update``); else ``None``."""
+    if not 1 <= len(batch) <= 2 or any(type(op) is not Append for op in batch):
+        return None
+    last = cast(Append, batch[-1])
+    u = last.update
+    if (
+        u is None
+        or u.status not in TERMINAL
+        or u.close_children
+        or u.wake_parent
+        or u.clear_retries
+        or u.actor_id is not None
+        or u.new_run_input is not None
+        or last.entries
+        or not entries_only(msgspec.structs.replace(last, update=None))
+    ):
+        return None
+    params: dict[str, Any] = {
+        "id": last.instance_id, "token": last.token, "status": u.status.value, "updated_at": u.updated_at,
+        "output": u.output, "error": u.error, "wake_at": u.wake_at, "owner": u.owner,
+        "park_reason": u.park_reason, "waiting_topic": u.waiting_topic,
+    }  # fmt: skip
+    if len(batch) == 1:
+        return Q["end_update"], params, _fenced(last.token)
+    first = cast(Append, batch[0])
+    if lone_entry(first) is None or (first.instance_id, first.token) != (last.instance_id, last.token):
+        return None
+    e = first.entries[0]
+    params.update(position=e.position, kind=e.kind, name=e.name, ok=int(e.ok), result=e.result, input=e.input,
+                  attempts=e.attempts, started_at=e.started_at, ended_at=e.ended_at)  # fmt: skip
+    return Q["end_entry"], params, _fenced(last.token)
+
+
+def _fenced(token: int) -> Callable[[list[tuple[Any, ...]]], Outcome]:
+    """The outcome of a statement that returns the instance's (token, cancel_requested) as
+    it found them: written only if the token is ``token``."""
 
     def outcome(found: list[tuple[Any, ...]]) -> Outcome:
-        if not found or found[0][0] != op.token:
+        if not found or found[0][0] != token:
             return AppendOutcome(ok=False)
         return AppendOutcome(ok=True, cancel_requested=bool(found[0][1]))
 
-    return Q["append_entry"], params, outcome
+    return outcome
 
 
 _APPLY: dict[type, Callable[[_Tx, Any], Awaitable[Outcome]]] = {
@@ -790,6 +833,9 @@ class PostgresStore:
         alone = _alone(batch[0]) if len(batch) == 1 and not wakes_others(batch) else None
         if alone is not None:
             return [await self._commit_alone(*alone)]
+        end = _end_alone(batch)
+        if end is not None:
+            return [await self._commit_alone(*end)] * len(batch)
         if all(type(op) is Append for op in batch):
             done = await self._commit_appends(batch)  # type: ignore[arg-type]
             if done is not None:
