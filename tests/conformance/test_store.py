@@ -267,8 +267,9 @@ async def test_an_end_with_the_record_before_it_is_fenced_like_any_append(store:
     assert await commit1(store, Append(instance_id="w2", token=0, update=plain_end(b"J8"))) == AppendOutcome(
         ok=False
     )
+    assert await commit1(store, RequestCancel(instance_id="w2", now=NOW + 1)) is Status.RUNNING
     assert await commit1(store, Append(instance_id="w2", token=1, update=plain_end(b"J9"))) == AppendOutcome(
-        ok=True
+        ok=True, cancel_requested=True
     )
     for iid, output in (("w1", b"J7"), ("w2", b"J9")):
         found = await store.get_instance(iid)

@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from itertools import starmap
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import msgspec
@@ -90,8 +90,8 @@ from perdure._store.rows import (
     AppendRows,
     actor_row,
     direct_params,
+    end_params,
     ends_pack,
-    entries_only,
     fence,
     insert_params,
     instance_row,
@@ -102,6 +102,7 @@ from perdure._store.rows import (
     pack,
     parse_cursor,
     parse_key_cursor,
+    plain_end,
     replay,
     schedule_row,
     shard_move,
@@ -487,39 +488,14 @@ def _entry_alone(op: Append) -> Alone | None:
 
 
 def _end_alone(batch: Sequence[Op]) -> Alone | None:
-    """An instance's end that has nothing else to do (it closes no children, wakes no
-    parent, clears no retry state, ends no actor call or run), alone or after the record of
-    the step before it, as one statement (``end_entry``, ``end_update``); else ``None``."""
-    if not 1 <= len(batch) <= 2 or any(type(op) is not Append for op in batch):
+    """A plain end (``plain_end``), with the record before it or alone, as one statement."""
+    end = plain_end(batch)
+    if end is None:
         return None
-    last = cast(Append, batch[-1])
-    u = last.update
-    if (
-        u is None
-        or u.status not in TERMINAL
-        or u.close_children
-        or u.wake_parent
-        or u.clear_retries
-        or u.actor_id is not None
-        or u.new_run_input is not None
-        or last.entries
-        or not entries_only(msgspec.structs.replace(last, update=None))
-    ):
-        return None
-    params: dict[str, Any] = {
-        "id": last.instance_id, "token": last.token, "status": u.status.value, "updated_at": u.updated_at,
-        "output": u.output, "error": u.error, "wake_at": u.wake_at, "owner": u.owner,
-        "park_reason": u.park_reason, "waiting_topic": u.waiting_topic,
-    }  # fmt: skip
-    if len(batch) == 1:
-        return Q["end_update"], params, _fenced(last.token)
-    first = cast(Append, batch[0])
-    if lone_entry(first) is None or (first.instance_id, first.token) != (last.instance_id, last.token):
-        return None
-    e = first.entries[0]
-    params.update(position=e.position, kind=e.kind, name=e.name, ok=int(e.ok), result=e.result, input=e.input,
-                  attempts=e.attempts, started_at=e.started_at, ended_at=e.ended_at)  # fmt: skip
-    return Q["end_entry"], params, _fenced(last.token)
+    entry, last = end
+    if entry is None:
+        return Q["end_update"], end_params(last), _fenced(last.token)
+    return Q["end_entry"], (*entry, *end_params(last)[:-2], last.token), _fenced(last.token)
 
 
 def _fenced(token: int) -> Callable[[list[tuple[Any, ...]]], Outcome]:

@@ -277,6 +277,47 @@ def lone_entry(op: Op) -> tuple[Any, ...] | None:
             e.started_at, e.ended_at, op.token)  # fmt: skip
 
 
+def plain_end(batch: Sequence[Op]) -> tuple[tuple[Any, ...] | None, Append] | None:
+    """If ``batch`` is an instance's end that has nothing else to do (it closes no children,
+    wakes no parent, clears no retry state, ends no actor call or run, sends nothing), alone
+    or after the record of the step before it (deferred to share the commit, and not the
+    last of a pack): that record's parameters (``lone_entry``; None if alone) and the end.
+    Else None. Stores write it in a statement or two fenced in SQL (``end_entry``,
+    ``end_update``)."""
+    if not 1 <= len(batch) <= 2 or any(type(op) is not Append for op in batch):
+        return None
+    last = batch[-1]
+    assert isinstance(last, Append)
+    u = last.update
+    if (
+        u is None
+        or u.status not in TERMINAL
+        or u.close_children
+        or u.wake_parent
+        or u.clear_retries
+        or u.actor_id is not None
+        or u.new_run_input is not None
+        or last.entries
+        or not entries_only(msgspec.structs.replace(last, update=None))
+    ):
+        return None
+    if len(batch) == 1:
+        return None, last
+    entry = lone_entry(batch[0])
+    # (instance, position, ..., token): the same instance and token as the end's
+    if entry is None or ends_pack(entry[1]) or (entry[0], entry[-1]) != (last.instance_id, last.token):
+        return None
+    return entry, last
+
+
+def end_params(end: Append) -> tuple[Any, ...]:
+    """The row's new values of a plain end, then its id and claim token (``end_update``)."""
+    u = end.update
+    assert u is not None
+    return (u.status.value, u.updated_at, u.output, u.error, u.wake_at, u.owner, u.park_reason,
+            u.waiting_topic, end.instance_id, end.token)  # fmt: skip
+
+
 class AppendRows:
     """The rows of a run of appends, gathered per statement so each runs once."""
 

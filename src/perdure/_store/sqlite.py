@@ -72,6 +72,7 @@ from perdure._store.rows import (
     actor_row,
     chunk_ends,
     direct_params,
+    end_params,
     ends_pack,
     fence,
     insert_params,
@@ -83,6 +84,7 @@ from perdure._store.rows import (
     pack,
     parse_cursor,
     parse_key_cursor,
+    plain_end,
     replay,
     schedule_row,
     shard_move,
@@ -545,8 +547,8 @@ class SQLiteStore:
                 return None
             raise
         try:
-            outcomes: list[Outcome] = []
-            i = 0
+            outcomes: list[Outcome] = self._end(conn, batch) or []
+            i = len(outcomes)
             while i < len(batch):
                 if isinstance(batch[i], Append):
                     # A run of appends (the hot path) goes in a few set-wise statements.
@@ -565,6 +567,23 @@ class SQLiteStore:
             raise
         self._committed()
         return outcomes
+
+    def _end(self, conn: sqlite3.Connection, batch: Sequence[Op]) -> list[Outcome] | None:
+        """A plain end (``plain_end``) in its transaction as the record before it (if any) and
+        the end, each fenced in SQL: no fence read, no rows gathered. ``None`` if it is not
+        one, or if the record wrote nothing (a stale token, a cancel asked for, the entry
+        there already): nothing is written then, and the full way applies it and says why."""
+        end = plain_end(batch)
+        if end is None:
+            return None
+        entry, last = end
+        if entry is not None and conn.execute(Q["journal_insert_fenced"], entry).rowcount != 1:
+            return None
+        if conn.execute(Q["end_update"], end_params(last)).rowcount != 1:
+            # The record went in under the same fence, so only the end alone gets here: the
+            # full way tells a stale token from a cancel.
+            return None
+        return [AppendOutcome(ok=True)] * len(batch)
 
     def _committed(self) -> None:
         """After a commit: every CHECKPOINT_COMMITS commits, a checkpoint starts if the WAL

@@ -71,33 +71,28 @@ SELECT token, cancel_requested FROM fence;
 -- name: end_entry
 -- An instance's end with the record of the step before it (deferred to share this commit),
 -- as one statement: the claim token locked and checked as in append_entry, the entry and
--- the row's new values written only if it is current. For ends with nothing else to do
--- (no children to close, no parent to wake, no retry state; see the store's _end_alone).
+-- the row's new values written only if it is current (see rows.plain_end for which ends).
 WITH fence AS (
-    SELECT id, token, cancel_requested FROM instances WHERE id = %(id)s FOR NO KEY UPDATE
+    SELECT id, token, cancel_requested FROM instances WHERE id = %s FOR NO KEY UPDATE
 ), entry AS (
     INSERT INTO journal
         (instance_id, position, kind, name, ok, result, input, attempts, started_at, ended_at)
-    SELECT id, %(position)s, %(kind)s, %(name)s, %(ok)s, %(result)s, %(input)s, %(attempts)s,
-           %(started_at)s, %(ended_at)s
-    FROM fence WHERE token = %(token)s
+    SELECT id, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM fence WHERE token = %s
     ON CONFLICT DO NOTHING
 ), ended AS (
     UPDATE instances
-    SET status = %(status)s, updated_at = %(updated_at)s, output = %(output)s, error = %(error)s,
-        wake_at = %(wake_at)s, owner = %(owner)s, park_reason = %(park_reason)s,
-        waiting_topic = %(waiting_topic)s
-    WHERE id = (SELECT id FROM fence WHERE token = %(token)s)
+    SET status = %s, updated_at = %s, output = %s, error = %s, wake_at = %s, owner = %s,
+        park_reason = %s, waiting_topic = %s
+    WHERE id = (SELECT id FROM fence WHERE token = %s)
 )
 SELECT token, cancel_requested FROM fence;
 
 -- name: end_update
 -- An instance's end alone, fenced by its claim token: no row back if the token moved.
 UPDATE instances
-SET status = %(status)s, updated_at = %(updated_at)s, output = %(output)s, error = %(error)s,
-    wake_at = %(wake_at)s, owner = %(owner)s, park_reason = %(park_reason)s,
-    waiting_topic = %(waiting_topic)s
-WHERE id = %(id)s AND token = %(token)s
+SET status = %s, updated_at = %s, output = %s, error = %s, wake_at = %s, owner = %s, park_reason = %s,
+    waiting_topic = %s
+WHERE id = %s AND token = %s
 RETURNING token, cancel_requested;
 
 -- name: instance_update

@@ -22,6 +22,15 @@ SELECT id, token, cancel_requested FROM instances WHERE id = ?;
 -- The claim tokens of a set of instances (a JSON array of ids).
 SELECT id, token, cancel_requested FROM instances WHERE id IN (SELECT value FROM json_each(?));
 
+-- name: end_update
+-- An instance's end (see rows.plain_end for which ends), written only if the claim token is
+-- current and no cancel is asked for; if nothing is written the store applies it as any
+-- append, which tells why.
+UPDATE instances
+SET status = ?, updated_at = ?, output = ?, error = ?, wake_at = ?, owner = ?, park_reason = ?,
+    waiting_topic = ?
+WHERE id = ? AND token = ? AND cancel_requested = 0;
+
 -- name: instance_update
 UPDATE instances
 SET status = ?, updated_at = ?, output = ?, error = ?, wake_at = ?, owner = ?, park_reason = ?,
