@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
+
 from perdure._store.prepared import Readable
 
 
@@ -45,6 +47,56 @@ async def test_a_readiness_nobody_waits_for_stops_the_watch_and_the_next_wait_wa
         await watch.wait()  # (awaited here: whoever waits reads at once)
         assert ours.recv(10) == b"x"
         assert watch.watching
+    finally:
+        watch.close()
+        ours.close()
+        theirs.close()
+
+
+async def test_a_wait_with_done_wakes_its_task_once_when_the_whole_reply_is_in() -> None:
+    # A reply in two parts (a statement's rows, then after the WAL flush the end of it):
+    # each readiness is read in the loop's callback; the task wakes once, at the end.
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    watch = Readable(ours.fileno())
+    got = bytearray()
+    calls = 0
+
+    def done() -> bool:
+        nonlocal calls
+        calls += 1
+        got.extend(ours.recv(100))
+        return got.endswith(b"!")
+
+    try:
+        waiting = asyncio.ensure_future(watch.wait(done))
+        await asyncio.sleep(0)
+        theirs.send(b"rows;")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert calls == 1, "the first part was read in the loop's callback"
+        assert not waiting.done(), "the task is not woken for a part"
+        theirs.send(b"end!")
+        await asyncio.wait_for(waiting, 5)
+        assert (bytes(got), calls) == (b"rows;end!", 2)
+        assert watch.watching
+    finally:
+        watch.close()
+        ours.close()
+        theirs.close()
+
+
+async def test_what_done_raises_the_wait_raises() -> None:
+    ours, theirs = socket.socketpair()
+    watch = Readable(ours.fileno())
+
+    def done() -> bool:
+        raise ConnectionResetError("the server went away")
+
+    try:
+        theirs.send(b"x")
+        with pytest.raises(ConnectionResetError, match="went away"):
+            await asyncio.wait_for(watch.wait(done), 5)
     finally:
         watch.close()
         ours.close()

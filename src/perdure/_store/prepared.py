@@ -18,6 +18,7 @@ every wait.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import weakref
 from collections.abc import Callable, Sequence
@@ -100,13 +101,19 @@ async def _result(
         while pg.is_busy():
             if readable is None:
                 await _ready(fd, writing=False)
+                pg.consume_input()
             else:
-                await readable.wait()
-            pg.consume_input()
+                await readable.wait(functools.partial(_read, pg))
         res = pg.get_result()
         if res is None:
             return _only(results, conn.info.encoding)
         results.append(res)
+
+
+def _read(pg: pq.abc.PGconn) -> bool:
+    """Read what came on ``pg``'s socket; True once its result is all in."""
+    pg.consume_input()
+    return not pg.is_busy()
 
 
 def _only(results: list[pq.abc.PGresult], encoding: str) -> pq.abc.PGresult:
@@ -154,30 +161,44 @@ class Readable:
     closes a lost connection's socket, and its number may be reused at the next await.
     """
 
-    __slots__ = ("_fut", "_idle", "_loop", "fd")
+    __slots__ = ("_done", "_fut", "_idle", "_loop", "fd")
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fut: asyncio.Future[None] | None = None
+        self._done: Callable[[], bool] | None = None
         self._idle = 0
 
-    async def wait(self) -> None:
+    async def wait(self, done: Callable[[], bool] | None = None) -> None:
+        """Until the socket is readable; with ``done``, until ``done()`` says the wait is
+        over. It is called in the loop's callback at each readiness, reads what came, and
+        the waiting task is woken once, not once per part of a reply (a statement's often
+        comes in two: its rows, then, after the commit's WAL flush, the end of the query).
+        What it raises, the wait raises."""
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
             loop.add_reader(self.fd, self._wake)
         self._idle = 0
+        self._done = done
         fut = self._fut = loop.create_future()
         try:
             await fut
         finally:
-            self._fut = None
+            self._fut = self._done = None
 
     def _wake(self) -> None:
         fut = self._fut
         if fut is not None:
             if not fut.done():
+                done = self._done
+                try:
+                    if done is not None and not done():
+                        return
+                except Exception as exc:  # noqa: BLE001 - the waiting task raises it
+                    fut.set_exception(exc)
+                    return
                 fut.set_result(None)
         elif self._idle:
             self.close()
