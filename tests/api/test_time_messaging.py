@@ -856,14 +856,29 @@ async def test_parent_close_policies_act_on_children_still_running_when_the_pare
     assert cleaned == ["request_cancel", "abandon"]
 
 
+def never_ending(registry: perdure.Registry) -> perdure.Workflow[[], None]:
+    """A child that waits for a message nobody sends: it ends only when it is closed."""
+
+    @perdure.workflow(registry=registry)
+    async def never_ending() -> None:
+        await perdure.recv("never")
+
+    return never_ending
+
+
+async def closed(engine: perdure.Engine, child_id: str) -> None:
+    """Child ``child_id`` ends cancelled: its parent's end closed it."""
+    kid = await engine.get(child_id)
+    with pytest.raises(perdure.WorkflowCancelled):
+        await kid.result(timeout=10)
+
+
 async def test_a_parent_that_times_out_while_unloaded_closes_its_children(
     db_url: str, registry: perdure.Registry
 ) -> None:
     # The deadline passes while the parent sleeps unloaded: loaded again, it fails at once,
     # before its code replays the child's start; the child is closed all the same.
-    @perdure.workflow(registry=registry)
-    async def forever() -> None:
-        await perdure.recv("never")
+    forever = never_ending(registry)
 
     @perdure.workflow(registry=registry)
     async def parent() -> None:
@@ -875,17 +890,13 @@ async def test_a_parent_that_times_out_while_unloaded_closes_its_children(
         with pytest.raises(perdure.WorkflowFailed) as failed:
             await handle.result(timeout=10)
         assert failed.value.error_type == "perdure.WorkflowTimedOut"
-        kid = await engine.get("kid-of-late")
-        with pytest.raises(perdure.WorkflowCancelled):
-            await kid.result(timeout=10)
+        await closed(engine, "kid-of-late")
 
 
 async def test_a_parent_that_continued_as_new_closes_the_children_of_its_earlier_runs(
     db_url: str, registry: perdure.Registry
 ) -> None:
-    @perdure.workflow(registry=registry)
-    async def forever() -> None:
-        await perdure.recv("never")
+    forever = never_ending(registry)
 
     @perdure.workflow(registry=registry)
     async def parent(run: int) -> int:
@@ -897,9 +908,7 @@ async def test_a_parent_that_continued_as_new_closes_the_children_of_its_earlier
     async with perdure.Engine(db_url, registry=registry, poll_interval=POLL) as engine:
         handle = await engine.start(parent, 0)
         assert await handle.result(timeout=10) == 1
-        kid = await engine.get("kid-of-run-0")
-        with pytest.raises(perdure.WorkflowCancelled):
-            await kid.result(timeout=10)
+        await closed(engine, "kid-of-run-0")
 
 
 @FLAVOURS

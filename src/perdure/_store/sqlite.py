@@ -139,13 +139,19 @@ def parse_url(url: str) -> tuple[str, str]:
     return path, mode
 
 
+def _locked(exc: sqlite3.Error) -> bool:
+    """The database lock is held by another connection (SQLITE_BUSY or SQLITE_LOCKED)."""
+    text = str(exc)
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
 def _map_error(exc: sqlite3.Error, where: str) -> StoreError:
     text = str(exc)
     if isinstance(exc, sqlite3.IntegrityError):
         return StoreIntegrityError(f"{where}: {text}")
     if "file is not a database" in text or "malformed" in text:
         return IncompatibleDatabase(f"{where} is not a SQLite database perdure can use: {text}")
-    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+    if _locked(exc):
         return StoreUnavailable(
             f"{where} is locked by another connection ({text}); retrying may help, or stop the other writer"
         )
@@ -529,7 +535,7 @@ class SQLiteStore:
         try:
             written = conn.execute(query, params).rowcount
         except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
+            if _locked(exc):
                 return None
             raise
         done = outcomes(written)
@@ -543,7 +549,7 @@ class SQLiteStore:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if not wait and ("locked" in str(exc) or "busy" in str(exc)):
+            if not wait and _locked(exc):
                 return None
             raise
         try:
